@@ -1,0 +1,60 @@
+"""perdure: Durable Functions for Python that runs anywhere.
+
+>>> import perdure
+>>> app = perdure.App()
+"""
+
+from perdure.app import App
+from perdure.client import DurableOrchestrationClient, SyncClient
+from perdure.errors import (
+    InstanceAlreadyExistsError,
+    InstanceFinishedError,
+    InstanceNotFoundError,
+    InstanceStateError,
+    LeaseLostError,
+    NonDeterminismError,
+    PerdureError,
+    SerializationError,
+    TaskFailedError,
+    TimeoutError,
+    ValidationError,
+)
+from perdure.model.events import FailureDetails
+from perdure.model.status import (
+    DurableOrchestrationStatus,
+    OrchestrationRuntimeStatus,
+    PurgeHistoryResult,
+)
+from perdure.orchestration.context import DurableOrchestrationContext
+from perdure.orchestration.retry import RetryOptions
+from perdure.orchestration.tasks import Task, TimerTask
+from perdure.worker.activities import ActivityContext, current_activity
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActivityContext",
+    "App",
+    "DurableOrchestrationClient",
+    "DurableOrchestrationContext",
+    "DurableOrchestrationStatus",
+    "FailureDetails",
+    "InstanceAlreadyExistsError",
+    "InstanceFinishedError",
+    "InstanceNotFoundError",
+    "InstanceStateError",
+    "LeaseLostError",
+    "NonDeterminismError",
+    "OrchestrationRuntimeStatus",
+    "PerdureError",
+    "PurgeHistoryResult",
+    "RetryOptions",
+    "SerializationError",
+    "SyncClient",
+    "Task",
+    "TaskFailedError",
+    "TimeoutError",
+    "TimerTask",
+    "ValidationError",
+    "current_activity",
+]

@@ -1,0 +1,363 @@
+"""The orchestration client: start, query, raise, terminate, suspend/resume, rewind, purge, wait.
+
+``DurableOrchestrationClient`` has the azure-functions-durable SDK's async methods;
+``SyncClient`` is the same client for scripts. Both are thin faces over one core.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any
+
+from perdure.errors import (
+    InstanceFinishedError,
+    InstanceNotFoundError,
+    InstanceStateError,
+    TimeoutError,
+    ValidationError,
+)
+from perdure.model import codec
+from perdure.model import events as ev
+from perdure.model.history_view import history_view
+from perdure.model.ids import new_instance_id, validate_instance_id, validate_name
+from perdure.model.status import (
+    ACTIVE_STATUSES,
+    TERMINAL_STATUSES,
+    DurableOrchestrationStatus,
+    OrchestrationRuntimeStatus,
+    PurgeHistoryResult,
+    parse_status,
+)
+from perdure.orchestration.context import function_name
+from perdure.store.base import InstanceQuery, InstanceRecord, Message, NewInstance, Store
+from perdure.worker.clock import Clock, SystemClock
+
+Status = OrchestrationRuntimeStatus
+_ANY_STATUS = frozenset(Status)
+
+
+class _Changes:
+    """Wakes waiters when this process commits something (the store's listener)."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._version = 0
+
+    def notify(self) -> None:
+        with self._cond:
+            self._version += 1
+            self._cond.notify_all()
+
+    def version(self) -> int:
+        return self._version
+
+    def wait(self, seen: int, timeout: float) -> None:
+        with self._cond:
+            if self._version == seen:
+                self._cond.wait(timeout)
+
+
+def _statuses(value: Any) -> frozenset[Status] | None:
+    if value is None:
+        return None
+    if isinstance(value, (str, Status)):
+        value = [value]
+    return frozenset(parse_status(v) for v in value)
+
+
+class SyncClient:
+    """Manage orchestration instances from a script.
+
+    >>> client = app.sync_client()                          # doctest: +SKIP
+    >>> instance_id = client.start_new("hello_cities")      # doctest: +SKIP
+    >>> client.wait_for_completion(instance_id).output      # doctest: +SKIP
+    ['Hello Tokyo!', 'Hello Seattle!', 'Hello London!']
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        orchestrators: Iterable[str] | None = None,
+        clock: Clock | None = None,
+    ) -> None:
+        self.store = store
+        self._known = orchestrators
+        self.clock = clock or SystemClock()
+        self._changes = _Changes()
+        store.add_listener(self._changes.notify)
+
+    # starting ----------------------------------------------------------------
+    def start_new(
+        self,
+        orchestration_function_name: str | Callable[..., Any],
+        instance_id: str | None = None,
+        client_input: Any = None,
+    ) -> str:
+        """Start an orchestration; return its instance ID (a random GUID if none is given).
+
+        Raises:
+            ValidationError: bad instance ID, unknown orchestrator, or unserializable input.
+            InstanceAlreadyExistsError: the ID belongs to a Pending/Running/Suspended instance.
+        """
+        name = function_name(orchestration_function_name)
+        known = self._known
+        if known is not None and len(known) and name not in known:  # type: ignore[arg-type]
+            raise ValidationError(f"orchestrator {name!r} is not registered in this app")
+        instance_id = new_instance_id() if instance_id is None else validate_instance_id(instance_id)
+        text = codec.encode(client_input, f"input of orchestration {name!r}")
+        now = self.clock.now()
+        start = ev.ExecutionStarted(
+            timestamp=now, name=name, execution_id=uuid.uuid4().hex, input=text
+        )
+        self.store.create_instance(NewInstance(start, instance_id, now), ACTIVE_STATUSES)
+        return instance_id
+
+    # queries -----------------------------------------------------------------
+    def get_status(
+        self,
+        instance_id: str,
+        show_history: bool = False,
+        show_history_output: bool = False,
+        show_input: bool = False,
+    ) -> DurableOrchestrationStatus | None:
+        """The instance's status, or None if no such instance exists."""
+        record = self.store.get_instance(instance_id)
+        if record is None:
+            return None
+        status = _to_status(record, show_input)
+        if show_history and record.status is not Status.Pending:
+            status.history = history_view(
+                self.store.get_history(instance_id), show_output=show_history_output
+            )
+        return status
+
+    def get_status_all(self) -> list[DurableOrchestrationStatus]:
+        """Every instance in the task hub (all pages)."""
+        return self.get_status_by()
+
+    def get_status_by(
+        self,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Iterable[Status | str] | Status | str | None = None,
+    ) -> list[DurableOrchestrationStatus]:
+        """Instances matching the filters (all pages)."""
+        query = InstanceQuery(created_time_from, created_time_to, _statuses(runtime_status))
+        query.page_size = 1000
+        out: list[DurableOrchestrationStatus] = []
+        while True:
+            records, token = self.store.query_instances(query)
+            out.extend(_to_status(r, False) for r in records)
+            if token is None:
+                return out
+            query.continuation_token = token
+
+    def list_instances(self, query: InstanceQuery) -> tuple[list[DurableOrchestrationStatus], str | None]:
+        """One page of instances and the continuation token of the next page."""
+        records, token = self.store.query_instances(query)
+        return [_to_status(r, False) for r in records], token
+
+    # messages ----------------------------------------------------------------
+    def _send(
+        self, instance_id: str, event: ev.HistoryEvent, allowed: frozenset[Status], verb: str
+    ) -> Status:
+        validate_instance_id(instance_id)
+        status = self.store.enqueue_if(Message(instance_id, event), allowed)
+        if status is None:
+            raise InstanceNotFoundError(instance_id)
+        if status not in allowed:
+            error = InstanceFinishedError if status in TERMINAL_STATUSES else InstanceStateError
+            raise error(
+                instance_id, status.value, f"cannot {verb} instance {instance_id!r}: it is {status.value}"
+            )
+        return status
+
+    def raise_event(self, instance_id: str, event_name: str, event_data: Any = None) -> None:
+        """Send event ``event_name`` to a Pending/Running/Suspended instance.
+
+        Raises:
+            ValidationError: empty event name or unserializable data.
+            InstanceNotFoundError / InstanceFinishedError: nothing can receive it.
+        """
+        validate_name("event", event_name)
+        text = codec.encode(event_data, f"data of event {event_name!r}")
+        event = ev.EventRaised(timestamp=self.clock.now(), name=event_name, input=text)
+        self._send(instance_id, event, ACTIVE_STATUSES, f"raise event {event_name!r} on")
+
+    def terminate(self, instance_id: str, reason: str | None = None) -> None:
+        """Stop an instance at its next step (running activities are not cancelled)."""
+        event = ev.ExecutionTerminated(timestamp=self.clock.now(), reason=reason)
+        self._send(instance_id, event, ACTIVE_STATUSES, "terminate")
+
+    def suspend(self, instance_id: str, reason: str | None = None) -> None:
+        """Pause an instance; events that arrive meanwhile are kept for when it resumes."""
+        event = ev.ExecutionSuspended(timestamp=self.clock.now(), reason=reason)
+        self._send(instance_id, event, ACTIVE_STATUSES, "suspend")
+
+    def resume(self, instance_id: str, reason: str | None = None) -> None:
+        """Resume a suspended instance."""
+        event = ev.ExecutionResumed(timestamp=self.clock.now(), reason=reason)
+        self._send(instance_id, event, ACTIVE_STATUSES, "resume")
+
+    def rewind(self, instance_id: str, reason: str | None = None) -> None:
+        """Put a Failed instance back to Running; only the failed work runs again."""
+        event = ev.ExecutionRewound(timestamp=self.clock.now(), reason=reason)
+        self._send(instance_id, event, frozenset({Status.Failed}), "rewind")
+
+    def restart(self, instance_id: str, restart_with_new_instance_id: bool = True) -> str:
+        """Start the same orchestrator again with the original input; return the new ID."""
+        record = self.store.get_instance(instance_id)
+        if record is None:
+            raise InstanceNotFoundError(instance_id)
+        new_id = None if restart_with_new_instance_id else instance_id
+        return self.start_new(record.name, new_id, codec.decode(record.input))
+
+    # purge ---------------------------------------------------------------------
+    def purge_instance_history(self, instance_id: str) -> PurgeHistoryResult:
+        """Delete one instance and its history."""
+        return PurgeHistoryResult(self.store.purge_instances([instance_id]))
+
+    def purge_instance_history_by(
+        self,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Iterable[Status | str] | Status | str | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> PurgeHistoryResult:
+        """Delete finished (Completed, Failed, Terminated) instances matching the filters."""
+        query = InstanceQuery(created_time_from, created_time_to, _statuses(runtime_status))
+        return PurgeHistoryResult(self.store.purge_instances(query=query, progress=progress))
+
+    # waiting -------------------------------------------------------------------
+    def wait_for_completion(
+        self, instance_id: str, timeout: float = 10.0, poll_interval: float = 1.0
+    ) -> DurableOrchestrationStatus:
+        """Block until the instance is Completed, Failed or Terminated; return its status.
+
+        Raises:
+            InstanceNotFoundError: no such instance.
+            TimeoutError: it did not finish within ``timeout`` seconds.
+        """
+        deadline = time.monotonic() + timeout
+        delay = 0.01
+        while True:
+            seen = self._changes.version()
+            status = self.get_status(instance_id)
+            if status is None:
+                raise InstanceNotFoundError(instance_id)
+            if status.runtime_status in TERMINAL_STATUSES:
+                return status
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(
+                    f"instance {instance_id!r} is still {status.runtime_status.value} "
+                    f"after {timeout:g}s"
+                )
+            self._changes.wait(seen, min(delay, left))
+            delay = min(delay * 2, poll_interval)
+
+
+def _to_status(record: InstanceRecord, show_input: bool) -> DurableOrchestrationStatus:
+    return DurableOrchestrationStatus(
+        name=record.name,
+        instance_id=record.instance_id,
+        created_time=record.created_at,
+        last_updated_time=record.updated_at,
+        runtime_status=record.status,
+        input_=codec.decode(record.input) if show_input else None,
+        output=codec.decode(record.output),
+        custom_status=codec.decode(record.custom_status),
+        execution_id=record.execution_id,
+        parent_instance_id=record.parent_instance_id,
+        completed_time=record.completed_at,
+        failure_details=record.failure,
+    )
+
+
+class DurableOrchestrationClient:
+    """The async client, with the azure-functions-durable SDK's method names.
+
+    >>> client = app.client()                                       # doctest: +SKIP
+    >>> instance_id = await client.start_new("hello_cities")        # doctest: +SKIP
+    >>> status = await client.get_status(instance_id)               # doctest: +SKIP
+    """
+
+    def __init__(self, sync: SyncClient) -> None:
+        self.sync = sync
+
+    async def start_new(
+        self,
+        orchestration_function_name: str | Callable[..., Any],
+        instance_id: str | None = None,
+        client_input: Any = None,
+    ) -> str:
+        return await asyncio.to_thread(
+            self.sync.start_new, orchestration_function_name, instance_id, client_input
+        )
+
+    async def get_status(
+        self,
+        instance_id: str,
+        show_history: bool = False,
+        show_history_output: bool = False,
+        show_input: bool = False,
+    ) -> DurableOrchestrationStatus | None:
+        return await asyncio.to_thread(
+            self.sync.get_status, instance_id, show_history, show_history_output, show_input
+        )
+
+    async def get_status_all(self) -> list[DurableOrchestrationStatus]:
+        return await asyncio.to_thread(self.sync.get_status_all)
+
+    async def get_status_by(
+        self,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Iterable[Status | str] | Status | str | None = None,
+    ) -> list[DurableOrchestrationStatus]:
+        return await asyncio.to_thread(
+            self.sync.get_status_by, created_time_from, created_time_to, runtime_status
+        )
+
+    async def raise_event(self, instance_id: str, event_name: str, event_data: Any = None) -> None:
+        await asyncio.to_thread(self.sync.raise_event, instance_id, event_name, event_data)
+
+    async def terminate(self, instance_id: str, reason: str | None = None) -> None:
+        await asyncio.to_thread(self.sync.terminate, instance_id, reason)
+
+    async def suspend(self, instance_id: str, reason: str | None = None) -> None:
+        await asyncio.to_thread(self.sync.suspend, instance_id, reason)
+
+    async def resume(self, instance_id: str, reason: str | None = None) -> None:
+        await asyncio.to_thread(self.sync.resume, instance_id, reason)
+
+    async def rewind(self, instance_id: str, reason: str | None = None) -> None:
+        await asyncio.to_thread(self.sync.rewind, instance_id, reason)
+
+    async def restart(self, instance_id: str, restart_with_new_instance_id: bool = True) -> str:
+        return await asyncio.to_thread(self.sync.restart, instance_id, restart_with_new_instance_id)
+
+    async def purge_instance_history(self, instance_id: str) -> PurgeHistoryResult:
+        return await asyncio.to_thread(self.sync.purge_instance_history, instance_id)
+
+    async def purge_instance_history_by(
+        self,
+        created_time_from: datetime | None = None,
+        created_time_to: datetime | None = None,
+        runtime_status: Iterable[Status | str] | Status | str | None = None,
+    ) -> PurgeHistoryResult:
+        return await asyncio.to_thread(
+            self.sync.purge_instance_history_by, created_time_from, created_time_to, runtime_status
+        )
+
+    async def wait_for_completion(
+        self, instance_id: str, timeout: float = 10.0, poll_interval: float = 1.0
+    ) -> DurableOrchestrationStatus:
+        return await asyncio.to_thread(
+            self.sync.wait_for_completion, instance_id, timeout, poll_interval
+        )

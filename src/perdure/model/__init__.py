@@ -1,0 +1,1 @@
+"""The vocabulary: history events, actions, statuses, instance IDs and the JSON codec."""

@@ -1,0 +1,204 @@
+"""History events: one frozen dataclass per event type, named as in Durable Functions.
+
+Payload fields (``input``, ``result``) hold JSON text produced by
+:mod:`perdure.model.codec`, so the history can be stored and shown without
+decoding user types. ``event_id`` is the task ID that correlates a scheduling
+event with its completion; it is -1 for events that have none.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class FailureDetails:
+    """What went wrong: the exception type, its message and the traceback text."""
+
+    error_type: str
+    message: str
+    stack_trace: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.error_type}: {self.message}"
+        return f"{text}\n{self.stack_trace}" if self.stack_trace else text
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HistoryEvent:
+    """Base of every history event."""
+
+    timestamp: datetime
+    event_id: int = -1
+
+    @property
+    def event_type(self) -> str:
+        return type(self).__name__
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionStarted(HistoryEvent):
+    name: str
+    execution_id: str
+    input: str | None = None
+    parent_instance_id: str | None = None
+    parent_execution_id: str | None = None
+    parent_task_id: int = -1
+    trace_context: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionCompleted(HistoryEvent):
+    status: str  # "Completed" or "Failed"
+    result: str | None = None
+    failure: FailureDetails | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionTerminated(HistoryEvent):
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionSuspended(HistoryEvent):
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionResumed(HistoryEvent):
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionRewound(HistoryEvent):
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskScheduled(HistoryEvent):
+    name: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskCompleted(HistoryEvent):
+    task_scheduled_id: int
+    result: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFailed(HistoryEvent):
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubOrchestrationInstanceCreated(HistoryEvent):
+    name: str
+    instance_id: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubOrchestrationInstanceCompleted(HistoryEvent):
+    task_scheduled_id: int
+    result: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SubOrchestrationInstanceFailed(HistoryEvent):
+    task_scheduled_id: int
+    failure: FailureDetails
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerCreated(HistoryEvent):
+    fire_at: datetime
+    retry_of: int = -1  # for a retry back-off timer: the task ID of the failed attempt
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TimerFired(HistoryEvent):
+    timer_id: int
+    fire_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrchestratorStarted(HistoryEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OrchestratorCompleted(HistoryEvent):
+    pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventSent(HistoryEvent):
+    instance_id: str
+    name: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRaised(HistoryEvent):
+    name: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ContinueAsNew(HistoryEvent):
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GenericEvent(HistoryEvent):
+    data: str | None = None
+
+
+EVENT_TYPES: dict[str, type[HistoryEvent]] = {c.__name__: c for c in HistoryEvent.__subclasses__()}
+
+# Serialization of events for storage: compact JSON of every field but the type.
+
+_FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {}
+
+
+def _fields(cls: type[HistoryEvent]) -> tuple[str, ...]:
+    names = _FIELDS.get(cls)
+    if names is None:
+        names = tuple(f.name for f in dataclasses.fields(cls) if f.name != "timestamp")
+        _FIELDS[cls] = names
+    return names
+
+
+def event_to_json(event: HistoryEvent) -> str:
+    """Serialize an event's fields (all but its type) to JSON text."""
+    data: dict[str, Any] = {"timestamp": event.timestamp.isoformat()}
+    for name in _fields(type(event)):
+        value = getattr(event, name)
+        if value is None or (name == "event_id" and value == -1):
+            continue
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, FailureDetails):
+            value = [value.error_type, value.message, value.stack_trace]
+        data[name] = value
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+def event_from_json(event_type: str, text: str) -> HistoryEvent:
+    """Inverse of :func:`event_to_json`."""
+    cls = EVENT_TYPES[event_type]
+    data = json.loads(text)
+    data["timestamp"] = datetime.fromisoformat(data["timestamp"])
+    if "fire_at" in data:
+        data["fire_at"] = datetime.fromisoformat(data["fire_at"])
+    if "failure" in data:
+        data["failure"] = FailureDetails(*data["failure"])
+    return cls(**data)
+
+

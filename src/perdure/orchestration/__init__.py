@@ -1,0 +1,1 @@
+"""The replay engine. Pure: no I/O, clock or randomness; time comes from OrchestratorStarted events."""

@@ -1,0 +1,475 @@
+"""Replay engine. Pure: no I/O, clock or randomness; time comes from OrchestratorStarted events.
+
+An :class:`OrchestrationRuntime` holds one live orchestrator generator. Feed it
+the recorded history (``replay``) and then an episode of new events
+(``run_episode``); it returns the history to append and the actions to carry
+out. A runtime kept in memory between episodes gives exactly the same results
+as a fresh one replayed from the full history: that is what makes caching safe.
+"""
+
+from __future__ import annotations
+
+import inspect
+import traceback
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from perdure.errors import NonDeterminismError, TaskFailedError
+from perdure.model import codec
+from perdure.model import events as ev
+from perdure.model.actions import (
+    Action,
+    CreateSubOrchestration,
+    CreateTimer,
+    ScheduleTask,
+    SendEvent,
+    describe,
+)
+from perdure.model.status import OrchestrationRuntimeStatus as Status
+from perdure.orchestration.context import DurableOrchestrationContext
+from perdure.orchestration.tasks import CompletableTask, Task, TimerTask
+
+Orchestrator = Callable[[DurableOrchestrationContext], Any]
+
+
+@dataclass
+class EpisodeResult:
+    """What one episode produced.
+
+    ``history`` is appended to the stored history (or replaces it entirely when
+    ``replace_history`` is set, after a rewind). ``status`` is None while the
+    instance has not started.
+    """
+
+    history: list[ev.HistoryEvent]
+    actions: list[Action]
+    status: Status | None
+    output: str | None = None
+    failure: ev.FailureDetails | None = None
+    custom_status: str | None = None
+    continue_as_new: str | None = None  # encoded input of the next generation
+    carryover_events: list[ev.EventRaised] = field(default_factory=list)
+    replace_history: bool = False
+    started: ev.ExecutionStarted | None = None  # this execution's start (name, input, parent)
+
+    @property
+    def is_complete(self) -> bool:
+        return self.status is not None and self.status in (
+            Status.Completed,
+            Status.Failed,
+            Status.Terminated,
+            Status.ContinuedAsNew,
+        )
+
+
+_RESULT_EVENTS = (
+    ev.TaskCompleted,
+    ev.TaskFailed,
+    ev.SubOrchestrationInstanceCompleted,
+    ev.SubOrchestrationInstanceFailed,
+    ev.TimerFired,
+    ev.EventRaised,
+)
+
+
+class OrchestrationRuntime:
+    """One orchestration execution, replayed event by event.
+
+    >>> rt = OrchestrationRuntime("id-1", my_orchestrator)  # doctest: +SKIP
+    >>> rt.replay(history)                                  # doctest: +SKIP
+    >>> result = rt.run_episode(new_events, now)            # doctest: +SKIP
+    """
+
+    def __init__(self, instance_id: str, orchestrator: Orchestrator) -> None:
+        self.instance_id = instance_id
+        self._fn = orchestrator
+        self.context = DurableOrchestrationContext(self, instance_id)
+        self._gen: Any = None
+        self._waiting: Task | None = None
+        self._seq = 0
+        self._open: dict[int, CompletableTask] = {}
+        self._pending: dict[int, tuple[Action, CompletableTask | None]] = {}
+        self._waiters: dict[str, deque[CompletableTask]] = {}
+        self._buffered: dict[str, deque[str | None]] = {}
+        self._suspended_events: list[ev.HistoryEvent] = []
+        self._started: ev.ExecutionStarted | None = None
+        self._suspended = False
+        self._done: tuple[Status, str | None, ev.FailureDetails | None] | None = None
+        self._can: tuple[str | None, bool] | None = None
+        self.custom_status: str | None = None
+        self._last_custom_status: str | None = None
+        self.history_length = 0
+        self._handlers: dict[type[ev.HistoryEvent], Callable[[Any], None]] = {
+            ev.OrchestratorStarted: self._on_orchestrator_started,
+            ev.ExecutionStarted: self._on_execution_started,
+            ev.TaskScheduled: self._on_action_recorded,
+            ev.TimerCreated: self._on_action_recorded,
+            ev.SubOrchestrationInstanceCreated: self._on_action_recorded,
+            ev.EventSent: self._on_action_recorded,
+            ev.TaskCompleted: self._on_task_completed,
+            ev.SubOrchestrationInstanceCompleted: self._on_task_completed,
+            ev.TaskFailed: self._on_task_failed,
+            ev.SubOrchestrationInstanceFailed: self._on_task_failed,
+            ev.TimerFired: self._on_timer_fired,
+            ev.EventRaised: self._on_event_raised,
+            ev.ExecutionSuspended: self._on_suspended,
+            ev.ExecutionResumed: self._on_resumed,
+            ev.ExecutionTerminated: self._on_terminated,
+        }
+
+    # the runtime API the context uses ----------------------------------------
+    def next_task_id(self) -> int:
+        task_id = self._seq
+        self._seq += 1
+        return task_id
+
+    def add_action(self, action: Action, task: CompletableTask | None) -> None:
+        self._pending[action.task_id] = (action, task)
+        if task is not None:
+            self._open[action.task_id] = task
+
+    def wait_for_event(self, name: str) -> Task:
+        task = CompletableTask(-1, f"external event {name!r}")
+        buffered = self._buffered.get(name)
+        if buffered:
+            payload = buffered.popleft()
+            task._complete(codec.decode(payload))
+        else:
+            self._waiters.setdefault(name, deque()).append(task)
+        return task
+
+    def continue_as_new(self, input_text: str | None, save_events: bool) -> None:
+        self._can = (input_text, save_events)
+
+    # driving -----------------------------------------------------------------
+    @property
+    def is_finished(self) -> bool:
+        return self._done is not None
+
+    def replay(self, history: Iterable[ev.HistoryEvent]) -> None:
+        """Re-run the orchestrator through recorded history (``is_replaying`` is True)."""
+        self.context.is_replaying = True
+        try:
+            for event in history:
+                self.history_length += 1
+                self._apply(event)
+        finally:
+            self.context.is_replaying = False
+        self._last_custom_status = self.custom_status
+
+    def run_episode(self, new_events: Sequence[ev.HistoryEvent], now: datetime) -> EpisodeResult:
+        """Apply new events at time ``now`` and return what must be committed."""
+        was_finished = self._done is not None
+        self.context.is_replaying = False
+        added: list[ev.HistoryEvent] = [ev.OrchestratorStarted(timestamp=now)]
+        self._apply(added[0])
+        terminate = next((e for e in new_events if isinstance(e, ev.ExecutionTerminated)), None)
+        if terminate is not None and not was_finished:
+            # Termination wins over anything else in the batch: run no more user code.
+            added.append(terminate)
+            self._apply(terminate)
+        else:
+            ordered = sorted(new_events, key=lambda e: not isinstance(e, ev.ExecutionStarted))
+            for event in ordered:
+                if was_finished:
+                    break
+                added.append(event)
+                self._apply(event)
+        actions: list[Action] = []
+        # Actions made in an episode that also finished the instance are moot.
+        if self._done is None:
+            for action, _task in self._pending.values():
+                actions.append(action)
+                added.append(_action_event(action, now))
+        self._pending.clear()
+        result = EpisodeResult(
+            history=added,
+            actions=actions,
+            status=self._status(),
+            custom_status=self.custom_status,
+            started=self._started,
+        )
+        if self._done is not None and not was_finished:
+            status, output, failure = self._done
+            result.output, result.failure = output, failure
+            if status is Status.ContinuedAsNew:
+                assert self._can is not None
+                result.continue_as_new = self._can[0]
+                if self._can[1]:
+                    result.carryover_events = [
+                        ev.EventRaised(timestamp=now, name=name, input=payload)
+                        for name, queue in self._buffered.items()
+                        for payload in queue
+                    ]
+            elif status is not Status.Terminated:
+                added.append(
+                    ev.ExecutionCompleted(
+                        timestamp=now, status=status.value, result=output, failure=failure
+                    )
+                )
+        added.append(ev.OrchestratorCompleted(timestamp=now))
+        self.history_length += len(added)
+        return result
+
+    def _status(self) -> Status | None:
+        if self._done is not None:
+            return self._done[0]
+        if self._started is None:
+            return None
+        return Status.Suspended if self._suspended else Status.Running
+
+    def _apply(self, event: ev.HistoryEvent) -> None:
+        if self._done is not None:
+            return
+        if self._suspended and isinstance(event, _RESULT_EVENTS):
+            self._suspended_events.append(event)
+            return
+        handler = self._handlers.get(type(event))
+        if handler is None:
+            return
+        try:
+            handler(event)
+        except NonDeterminismError as exc:
+            failure = ev.FailureDetails("NonDeterminismError", str(exc))
+            self._finish(Status.Failed, codec.encode(str(failure)), failure)
+
+    # handlers ----------------------------------------------------------------
+    def _on_orchestrator_started(self, event: ev.OrchestratorStarted) -> None:
+        self.context.current_utc_datetime = event.timestamp
+
+    def _on_execution_started(self, event: ev.ExecutionStarted) -> None:
+        if self._started is not None:
+            return
+        self._started = event
+        ctx = self.context
+        ctx._name = event.name
+        ctx._input_text = event.input
+        ctx._execution_id = event.execution_id
+        ctx._parent_instance_id = event.parent_instance_id
+        try:
+            produced = self._fn(ctx)
+        except BaseException as exc:  # noqa: BLE001 - user code: any error fails the instance
+            self._fail_from_user(exc)
+            return
+        if inspect.isgenerator(produced):
+            self._gen = produced
+            self._step(None, None)
+        else:
+            self._succeed(produced)
+
+    def _on_action_recorded(self, event: ev.HistoryEvent) -> None:
+        entry = self._pending.pop(event.event_id, None)
+        recorded = _describe_event(event)
+        if entry is None:
+            raise NonDeterminismError(
+                f"non-deterministic orchestrator {self.context.name!r} ({self.instance_id}): "
+                f"the history records task {event.event_id} as {recorded}, but replaying the "
+                f"code made no call with that task ID (code changed since the instance started?)"
+            )
+        action, _task = entry
+        if not _matches(action, event):
+            raise NonDeterminismError(
+                f"non-deterministic orchestrator {self.context.name!r} ({self.instance_id}): "
+                f"task {event.event_id} was recorded as {recorded}, but the code now calls "
+                f"{describe(action)} at {action.call_site}"
+            )
+
+    def _on_task_completed(
+        self, event: ev.TaskCompleted | ev.SubOrchestrationInstanceCompleted
+    ) -> None:
+        task = self._open.pop(event.task_scheduled_id, None)
+        if task is None:
+            return
+        try:
+            value = codec.decode(event.result)
+        except Exception as exc:  # noqa: BLE001 - corrupt payloads surface in the orchestrator
+            task._fail(exc)
+        else:
+            task._complete(value)
+        self._resume()
+
+    def _on_task_failed(self, event: ev.TaskFailed | ev.SubOrchestrationInstanceFailed) -> None:
+        task = self._open.pop(event.task_scheduled_id, None)
+        if task is None:
+            return
+        f = event.failure
+        name = task.description.split(" ", 1)[-1].strip("'")
+        task._fail(TaskFailedError(name, f.error_type, f.message, f.stack_trace))
+        self._resume()
+
+    def _on_timer_fired(self, event: ev.TimerFired) -> None:
+        task = self._open.pop(event.timer_id, None)
+        if task is None or (isinstance(task, TimerTask) and task.is_cancelled):
+            return
+        task._complete(None)
+        self._resume()
+
+    def _on_event_raised(self, event: ev.EventRaised) -> None:
+        waiters = self._waiters.get(event.name)
+        if waiters:
+            task = waiters.popleft()
+            task._complete(codec.decode(event.input))
+            self._resume()
+        else:
+            self._buffered.setdefault(event.name, deque()).append(event.input)
+
+    def _on_suspended(self, event: ev.ExecutionSuspended) -> None:
+        self._suspended = True
+
+    def _on_resumed(self, event: ev.ExecutionResumed) -> None:
+        self._suspended = False
+        held, self._suspended_events = self._suspended_events, []
+        for e in held:
+            self._apply(e)
+
+    def _on_terminated(self, event: ev.ExecutionTerminated) -> None:
+        self._finish(Status.Terminated, codec.encode(event.reason), None)
+
+    # generator stepping ------------------------------------------------------
+    def _resume(self) -> None:
+        waiting = self._waiting
+        if waiting is not None and waiting.is_completed and self._done is None:
+            if waiting.is_faulted:
+                self._step(None, waiting.exception)
+            else:
+                self._step(waiting._result, None)
+
+    def _step(self, value: Any, error: BaseException | None) -> None:
+        gen = self._gen
+        while True:
+            try:
+                yielded = gen.throw(error) if error is not None else gen.send(value)
+            except StopIteration as stop:
+                self._succeed(stop.value)
+                return
+            except BaseException as exc:  # noqa: BLE001 - user code: any error fails the instance
+                self._fail_from_user(exc)
+                return
+            if self._can is not None:
+                # continue_as_new() followed by a yield: the generation ends here.
+                self._succeed(None)
+                return
+            if not isinstance(yielded, Task):
+                self._fail_from_user(
+                    TypeError(
+                        f"orchestrator {self.context.name!r} yielded {yielded!r}; yield a task "
+                        "from context.call_activity, create_timer, task_all, ..."
+                    )
+                )
+                return
+            self._waiting = yielded
+            if not yielded.is_completed:
+                return
+            if yielded.is_faulted:
+                value, error = None, yielded.exception
+            else:
+                value, error = yielded._result, None
+
+    def _succeed(self, value: Any) -> None:
+        if self._can is not None:
+            self._finish(Status.ContinuedAsNew, None, None)
+            return
+        try:
+            text = codec.encode(value, f"output of orchestrator {self.context.name!r}")
+        except Exception as exc:  # noqa: BLE001
+            self._fail_from_user(exc)
+            return
+        self._finish(Status.Completed, text, None)
+
+    def _fail_from_user(self, exc: BaseException) -> None:
+        failure = _failure(exc)
+        message = f"Orchestrator function {self.context.name!r} failed: {failure}"
+        self._finish(Status.Failed, codec.encode(message), failure)
+
+    def _finish(self, status: Status, output: str | None, failure: ev.FailureDetails | None) -> None:
+        if self._done is None:
+            self._done = (status, output, failure)
+            if self._gen is not None:
+                self._gen.close()
+
+
+def _failure(exc: BaseException) -> ev.FailureDetails:
+    if isinstance(exc, TaskFailedError):
+        return ev.FailureDetails(
+            "TaskFailedError",
+            str(exc),
+            exc.stack_trace,
+        )
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return ev.FailureDetails(type(exc).__name__, str(exc), tb)
+
+
+def _action_event(action: Action, now: datetime) -> ev.HistoryEvent:
+    if isinstance(action, ScheduleTask):
+        return ev.TaskScheduled(
+            timestamp=now, event_id=action.task_id, name=action.name, input=action.input
+        )
+    if isinstance(action, CreateTimer):
+        return ev.TimerCreated(
+            timestamp=now, event_id=action.task_id, fire_at=action.fire_at, retry_of=action.retry_of
+        )
+    if isinstance(action, CreateSubOrchestration):
+        return ev.SubOrchestrationInstanceCreated(
+            timestamp=now,
+            event_id=action.task_id,
+            name=action.name,
+            instance_id=action.instance_id,
+            input=action.input,
+        )
+    if isinstance(action, SendEvent):
+        return ev.EventSent(
+            timestamp=now,
+            event_id=action.task_id,
+            instance_id=action.instance_id,
+            name=action.name,
+            input=action.input,
+        )
+    raise TypeError(f"unknown action {action!r}")
+
+
+def _matches(action: Action, event: ev.HistoryEvent) -> bool:
+    if isinstance(event, ev.TaskScheduled):
+        return isinstance(action, ScheduleTask) and action.name == event.name
+    if isinstance(event, ev.TimerCreated):
+        return isinstance(action, CreateTimer)
+    if isinstance(event, ev.SubOrchestrationInstanceCreated):
+        return isinstance(action, CreateSubOrchestration) and action.name == event.name
+    if isinstance(event, ev.EventSent):
+        return (
+            isinstance(action, SendEvent)
+            and action.name == event.name
+            and action.instance_id == event.instance_id
+        )
+    return False
+
+
+def _describe_event(event: ev.HistoryEvent) -> str:
+    if isinstance(event, ev.TaskScheduled):
+        return f"call_activity({event.name!r})"
+    if isinstance(event, ev.TimerCreated):
+        return "create_timer()"
+    if isinstance(event, ev.SubOrchestrationInstanceCreated):
+        return f"call_sub_orchestrator({event.name!r})"
+    if isinstance(event, ev.EventSent):
+        return f"send_event({event.instance_id!r}, {event.name!r})"
+    return event.event_type
+
+
+def replay(
+    instance_id: str,
+    orchestrator: Orchestrator,
+    history: Sequence[ev.HistoryEvent],
+    new_events: Sequence[ev.HistoryEvent],
+    now: datetime,
+) -> EpisodeResult:
+    """Replay ``history`` then apply ``new_events``: the whole engine as one pure function.
+
+    >>> result = replay("id", hello, history, [ev.TaskCompleted(...)], now)  # doctest: +SKIP
+    >>> result.actions                                                        # doctest: +SKIP
+    """
+    runtime = OrchestrationRuntime(instance_id, orchestrator)
+    runtime.replay(history)
+    return runtime.run_episode(new_events, now)

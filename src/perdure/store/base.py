@@ -1,0 +1,233 @@
+"""The storage contract: one Protocol, shaped around transactions, and its records.
+
+Every method that changes state runs as ONE transaction. Leases fence workers:
+a commit by a worker whose lease expired changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from perdure.model.events import ExecutionStarted, FailureDetails, HistoryEvent
+from perdure.model.status import OrchestrationRuntimeStatus as Status
+
+
+@dataclass
+class InstanceRecord:
+    """One row of the instances table."""
+
+    instance_id: str
+    name: str
+    execution_id: str
+    status: Status
+    input: str | None
+    output: str | None
+    failure: FailureDetails | None
+    custom_status: str | None
+    created_at: datetime
+    updated_at: datetime
+    completed_at: datetime | None
+    parent_instance_id: str | None
+    history_length: int
+
+
+@dataclass
+class Message:
+    """An event delivered to an instance's inbox; visible from ``visible_at`` (timers)."""
+
+    instance_id: str
+    event: HistoryEvent
+    execution_id: str | None = None  # target generation; None means the current one
+    visible_at: datetime | None = None
+    id: int = 0  # assigned by the store
+
+
+@dataclass
+class NewInstance:
+    """An instance to create (client start or sub-orchestration) with its first message."""
+
+    start: ExecutionStarted
+    instance_id: str
+    created_at: datetime
+
+    @property
+    def name(self) -> str:
+        return self.start.name
+
+    @property
+    def execution_id(self) -> str:
+        return self.start.execution_id
+
+
+@dataclass
+class ActivityTask:
+    """An activity to run for task ``task_id`` of an instance's execution."""
+
+    instance_id: str
+    execution_id: str
+    task_id: int
+    name: str
+    input: str | None
+
+
+@dataclass
+class ActivityWorkItem(ActivityTask):
+    id: int = 0
+    dequeue_count: int = 1
+
+
+@dataclass
+class ActivityResult:
+    """The outcome of an activity work item: a TaskCompleted or TaskFailed event."""
+
+    item: ActivityWorkItem
+    event: HistoryEvent
+
+
+@dataclass
+class OrchestrationWorkItem:
+    """A leased instance and the messages waiting for it, oldest first."""
+
+    instance: InstanceRecord
+    messages: list[Message]
+
+
+@dataclass
+class SubOrchestrationStart:
+    """Create ``child``; if an active instance already has that ID, deliver ``on_conflict``."""
+
+    child: NewInstance
+    on_conflict: Message
+
+
+@dataclass
+class Checkpoint:
+    """Everything one episode changes, committed atomically and fenced by the lease.
+
+    The fence: the instance row must still be leased by this owner and still be at
+    ``execution_id`` / ``history_length``; otherwise nothing of the checkpoint is written.
+    """
+
+    instance_id: str
+    execution_id: str
+    history_length: int
+    consumed: list[int]
+    history: list[HistoryEvent]
+    status: Status
+    output: str | None = None
+    failure: FailureDetails | None = None
+    custom_status: str | None = None
+    replace_history: bool = False
+    new_execution: ExecutionStarted | None = None  # continue-as-new: the next generation's start
+    tasks: list[ActivityTask] = field(default_factory=list)
+    messages: list[Message] = field(default_factory=list)
+    sub_orchestrations: list[SubOrchestrationStart] = field(default_factory=list)
+
+
+@dataclass
+class InstanceQuery:
+    """Filters and paging for listing instances (all optional)."""
+
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    statuses: frozenset[Status] | None = None
+    instance_id_prefix: str | None = None
+    name: str | None = None
+    page_size: int = 100
+    continuation_token: str | None = None
+    newest_first: bool = False
+
+
+class Store(Protocol):
+    """What every backend provides. Methods are thread-safe."""
+
+    hub: str
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call ``callback`` after this process commits new work (in-process wake-up)."""
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block up to ``timeout`` s until another process may have added work; True if so."""
+
+    def close(self) -> None: ...
+
+    # client side ------------------------------------------------------------
+    def create_instance(self, new: NewInstance, dedupe: frozenset[Status]) -> None:
+        """Create an instance and enqueue its ExecutionStarted, atomically.
+
+        An existing instance whose status is in ``dedupe`` makes this raise
+        InstanceAlreadyExistsError; any other existing instance is replaced
+        (its history, inbox and tasks deleted) in the same transaction.
+        """
+
+    def enqueue_if(self, message: Message, allowed: frozenset[Status]) -> Status | None:
+        """Enqueue ``message`` if the target's status is in ``allowed``; return that status.
+
+        Returns None (and enqueues nothing) when the instance does not exist.
+        """
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        """The current execution's history, in order."""
+
+    def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
+        """One page of instances and the token of the next page (None at the end)."""
+
+    def count_by_status(self) -> dict[Status, int]: ...
+
+    def purge_instances(
+        self,
+        instance_ids: list[str] | None = None,
+        query: InstanceQuery | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Delete instances (history, inbox, tasks, row). By filter: terminal ones only.
+
+        Deletes in batches, one transaction each; returns how many were deleted.
+        """
+
+    # worker side ------------------------------------------------------------
+    def fetch_orchestration_work(
+        self, owner: str, now: datetime, limit: int, lease_seconds: float
+    ) -> list[OrchestrationWorkItem]:
+        """Lease up to ``limit`` instances that have visible messages, with those messages."""
+
+    def load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
+        """The history of one execution, in order (for a replay)."""
+
+    def commit_checkpoints(self, owner: str, checkpoints: list[Checkpoint], now: datetime) -> list[str]:
+        """Commit every checkpoint in one transaction; return IDs whose lease was lost."""
+
+    def release_instances(self, owner: str, instance_ids: list[str]) -> None:
+        """Give up leases without changing anything (the work will be fetched again)."""
+
+    def fetch_activity_work(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[ActivityWorkItem]: ...
+
+    def complete_activities(self, owner: str, results: list[ActivityResult], now: datetime) -> int:
+        """Delete each finished task and enqueue its result event, in one transaction.
+
+        A task no longer leased by ``owner`` is skipped (its result discarded);
+        returns how many results were accepted.
+        """
+
+    def renew_activity_leases(self, owner: str, ids: list[int], lease_seconds: float) -> None: ...
+
+    def lock_owners(self) -> set[str]:
+        """Owners currently holding unexpired leases."""
+
+    def release_owner(self, owner: str) -> int:
+        """Expire every lease held by ``owner`` (a worker known to be dead)."""
+
+    def next_visible_at(self, after: datetime) -> datetime | None:
+        """The earliest future message visibility time (the next timer), if any."""
+
+    def get_setting(self, key: str) -> str | None: ...
+
+    def set_setting_if_absent(self, key: str, value: str) -> str:
+        """Store ``value`` unless the key exists; return the stored value."""

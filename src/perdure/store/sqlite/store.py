@@ -1,0 +1,616 @@
+"""SQLite backend: one file, WAL, IMMEDIATE transactions, leases for multi-process safety.
+
+One connection per store, guarded by a lock: SQLite has a single writer anyway,
+and batching (many checkpoints per transaction) is what makes it fast.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+from perdure.errors import InstanceAlreadyExistsError, ValidationError
+from perdure.model.events import (
+    FailureDetails,
+    HistoryEvent,
+    event_from_json,
+    event_to_json,
+)
+from perdure.model.status import TERMINAL_STATUSES
+from perdure.model.status import OrchestrationRuntimeStatus as Status
+from perdure.store.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    Checkpoint,
+    InstanceQuery,
+    InstanceRecord,
+    Message,
+    NewInstance,
+    OrchestrationWorkItem,
+)
+from perdure.store.migrate import load_migrations
+
+_INSTANCE_COLUMNS = (
+    "instance_id, name, execution_id, status, input, output, failure, custom_status, "
+    "created_at, updated_at, completed_at, parent_instance_id, history_length"
+)
+_TERMINAL = tuple(s.value for s in TERMINAL_STATUSES)
+_BUSY_TIMEOUT_MS = 30_000
+
+
+def ts(value: datetime | None) -> float | None:
+    return None if value is None else value.timestamp()
+
+
+def dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def _failure_to_text(f: FailureDetails | None) -> str | None:
+    return None if f is None else json.dumps([f.error_type, f.message, f.stack_trace])
+
+
+def _failure_from_text(text: str | None) -> FailureDetails | None:
+    return None if text is None else FailureDetails(*json.loads(text))
+
+
+def _record(row: Sequence[Any]) -> InstanceRecord:
+    return InstanceRecord(
+        instance_id=row[0],
+        name=row[1],
+        execution_id=row[2],
+        status=Status(row[3]),
+        input=row[4],
+        output=row[5],
+        failure=_failure_from_text(row[6]),
+        custom_status=row[7],
+        created_at=dt(row[8]),  # type: ignore[arg-type]
+        updated_at=dt(row[9]),  # type: ignore[arg-type]
+        completed_at=dt(row[10]),
+        parent_instance_id=row[11],
+        history_length=row[12],
+    )
+
+
+def encode_token(created_at: float, instance_id: str) -> str:
+    raw = json.dumps([created_at, instance_id]).encode()
+    return base64.urlsafe_b64encode(raw).decode()
+
+
+def decode_token(token: str) -> tuple[float, str]:
+    try:
+        created_at, instance_id = json.loads(base64.urlsafe_b64decode(token.encode()))
+        return float(created_at), str(instance_id)
+    except Exception:
+        raise ValidationError(f"invalid continuation token {token!r}") from None
+
+
+class SqliteStore:
+    """The embedded default store.
+
+    >>> store = SqliteStore("perdure.db", hub="orders")  # doctest: +SKIP
+    """
+
+    def __init__(self, path: str, hub: str = "default") -> None:
+        self.path = path
+        self.hub = hub
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[], None]] = []
+        self._conn = self._connect()
+        self._watch_conn: sqlite3.Connection | None = None
+        self._watch_version: int | None = None
+        self.migrate()
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.path != ":memory:":
+            parent = os.path.dirname(os.path.abspath(self.path))
+            if not os.path.isdir(parent):
+                raise ValidationError(f"directory {parent!r} for the SQLite store does not exist")
+        conn = sqlite3.connect(
+            self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+        )
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
+        return conn
+
+    # transactions -----------------------------------------------------------
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Cursor]:
+        with self._lock:
+            cur = self._conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            else:
+                cur.execute("COMMIT")
+            finally:
+                cur.close()
+
+    def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._lock:
+            return self._conn.execute(sql, params).fetchall()
+
+    def migrate(self) -> None:
+        """Apply pending numbered migrations; safe when several processes start at once."""
+        with self._tx() as cur:
+            cur.execute(
+                "CREATE TABLE IF NOT EXISTS schema_version "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at REAL NOT NULL)"
+            )
+            done = {r[0] for r in cur.execute("SELECT version FROM schema_version")}
+            for version, name, sql in load_migrations("perdure.store.sqlite.migrations"):
+                if version in done:
+                    continue
+                for statement in sql.split(";"):
+                    if statement.strip():
+                        cur.execute(statement)
+                cur.execute(
+                    "INSERT INTO schema_version VALUES (?, ?, ?)", (version, name, time.time())
+                )
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._listeners:
+            callback()
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Poll ``PRAGMA data_version`` (cheap: no disk read) for other processes' commits."""
+        if self.path == ":memory:":
+            time.sleep(timeout)
+            return False
+        if self._watch_conn is None:
+            self._watch_conn = sqlite3.connect(self.path, check_same_thread=False)
+            self._watch_version = self._watch_conn.execute("PRAGMA data_version").fetchone()[0]
+        deadline = time.monotonic() + timeout
+        while True:
+            version = self._watch_conn.execute("PRAGMA data_version").fetchone()[0]
+            if version != self._watch_version:
+                self._watch_version = version
+                return True
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            time.sleep(min(0.02, left))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+            if self._watch_conn is not None:
+                self._watch_conn.close()
+
+    # client side ------------------------------------------------------------
+    def create_instance(self, new: NewInstance, dedupe: frozenset[Status]) -> None:
+        with self._tx() as cur:
+            self._create_instance_tx(cur, new, dedupe)
+        self._changed()
+
+    def _create_instance_tx(
+        self, cur: sqlite3.Cursor, new: NewInstance, dedupe: frozenset[Status]
+    ) -> bool:
+        row = cur.execute(
+            "SELECT status FROM instances WHERE hub=? AND instance_id=?", (self.hub, new.instance_id)
+        ).fetchone()
+        now = ts(new.created_at)
+        start = new.start
+        if row is not None:
+            if Status(row[0]) in dedupe:
+                raise InstanceAlreadyExistsError(
+                    new.instance_id,
+                    row[0],
+                    f"an instance with ID {new.instance_id!r} already exists and is {row[0]}",
+                )
+            self._delete_instance_data_tx(cur, [new.instance_id], keep_row=True)
+            cur.execute(
+                "UPDATE instances SET name=?, execution_id=?, status='Pending', input=?, output=NULL,"
+                " failure=NULL, custom_status=NULL, created_at=?, updated_at=?, completed_at=NULL,"
+                " parent_instance_id=?, history_length=0, lock_owner=NULL, lock_expires=0"
+                " WHERE hub=? AND instance_id=?",
+                (start.name, start.execution_id, start.input, now, now,
+                 start.parent_instance_id, self.hub, new.instance_id),
+            )
+        else:
+            cur.execute(
+                "INSERT INTO instances (hub, instance_id, name, execution_id, status, input,"
+                " created_at, updated_at, parent_instance_id) VALUES (?,?,?,?,'Pending',?,?,?,?)",
+                (self.hub, new.instance_id, start.name, start.execution_id, start.input, now, now,
+                 start.parent_instance_id),
+            )
+        self._insert_messages_tx(cur, [Message(new.instance_id, start, start.execution_id)], now)
+        return True
+
+    def _delete_instance_data_tx(
+        self, cur: sqlite3.Cursor, ids: list[str], keep_row: bool = False
+    ) -> None:
+        params = [(self.hub, i) for i in ids]
+        cur.executemany("DELETE FROM history WHERE hub=? AND instance_id=?", params)
+        cur.executemany("DELETE FROM inbox WHERE hub=? AND instance_id=?", params)
+        cur.executemany("DELETE FROM tasks WHERE hub=? AND instance_id=?", params)
+        if not keep_row:
+            cur.executemany("DELETE FROM instances WHERE hub=? AND instance_id=?", params)
+
+    def _insert_messages_tx(
+        self, cur: sqlite3.Cursor, messages: list[Message], now: float | None
+    ) -> None:
+        if messages:
+            # Only into existing instances: a message to an unknown ID is dropped, not orphaned.
+            cur.executemany(
+                "INSERT INTO inbox (hub, instance_id, execution_id, event_type, data, visible_at,"
+                " created_at) SELECT ?,?,?,?,?,?,? WHERE EXISTS"
+                " (SELECT 1 FROM instances WHERE hub=? AND instance_id=?)",
+                [
+                    (self.hub, m.instance_id, m.execution_id, m.event.event_type,
+                     event_to_json(m.event), ts(m.visible_at) if m.visible_at else 0.0, now,
+                     self.hub, m.instance_id)
+                    for m in messages
+                ],
+            )
+
+    def enqueue_if(self, message: Message, allowed: frozenset[Status]) -> Status | None:
+        with self._tx() as cur:
+            row = cur.execute(
+                "SELECT status FROM instances WHERE hub=? AND instance_id=?",
+                (self.hub, message.instance_id),
+            ).fetchone()
+            if row is None:
+                return None
+            status = Status(row[0])
+            if status in allowed:
+                self._insert_messages_tx(cur, [message], time.time())
+        if status in allowed:
+            self._changed()
+        return status
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        rows = self._read(
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE hub=? AND instance_id=?",
+            (self.hub, instance_id),
+        )
+        return _record(rows[0]) if rows else None
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT execution_id FROM instances WHERE hub=? AND instance_id=?",
+                (self.hub, instance_id),
+            ).fetchone()
+            if row is None:
+                return []
+            return self._load_history(instance_id, row[0])
+
+    def _load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
+        rows = self._conn.execute(
+            "SELECT event_type, data FROM history WHERE hub=? AND instance_id=? AND execution_id=?"
+            " ORDER BY seq",
+            (self.hub, instance_id, execution_id),
+        ).fetchall()
+        return [event_from_json(t, d) for t, d in rows]
+
+    def _where(self, q: InstanceQuery) -> tuple[str, list[Any]]:
+        clauses, params = ["hub=?"], [self.hub]
+        if q.created_from is not None:
+            clauses.append("created_at>=?")
+            params.append(ts(q.created_from))
+        if q.created_to is not None:
+            clauses.append("created_at<=?")
+            params.append(ts(q.created_to))
+        if q.statuses:
+            clauses.append(f"status IN ({','.join('?' * len(q.statuses))})")
+            params.extend(s.value for s in q.statuses)
+        if q.instance_id_prefix:
+            clauses.append("substr(instance_id, 1, ?) = ?")
+            params.extend([len(q.instance_id_prefix), q.instance_id_prefix])
+        if q.name:
+            clauses.append("name=?")
+            params.append(q.name)
+        return " AND ".join(clauses), params
+
+    def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
+        where, params = self._where(query)
+        op, order = ("<", "DESC") if query.newest_first else (">", "ASC")
+        if query.continuation_token:
+            created_at, instance_id = decode_token(query.continuation_token)
+            where += f" AND (created_at {op} ? OR (created_at = ? AND instance_id {op} ?))"
+            params += [created_at, created_at, instance_id]
+        size = max(1, min(int(query.page_size), 1000))
+        rows = self._read(
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE {where}"
+            f" ORDER BY created_at {order}, instance_id {order} LIMIT ?",
+            [*params, size + 1],
+        )
+        token = None
+        if len(rows) > size:
+            rows = rows[:size]
+            token = encode_token(rows[-1][8], rows[-1][0])
+        return [_record(r) for r in rows], token
+
+    def count_by_status(self) -> dict[Status, int]:
+        rows = self._read("SELECT status, COUNT(*) FROM instances WHERE hub=? GROUP BY status", (self.hub,))
+        return {Status(s): n for s, n in rows}
+
+    def purge_instances(
+        self,
+        instance_ids: list[str] | None = None,
+        query: InstanceQuery | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        if instance_ids is not None:
+            with self._tx() as cur:
+                existing = [
+                    i for i in instance_ids
+                    if cur.execute(
+                        "SELECT 1 FROM instances WHERE hub=? AND instance_id=?", (self.hub, i)
+                    ).fetchone()
+                ]
+                self._delete_instance_data_tx(cur, existing)
+            return len(existing)
+        q = query or InstanceQuery()
+        statuses = frozenset(q.statuses or TERMINAL_STATUSES) & TERMINAL_STATUSES
+        if not statuses:
+            return 0
+        q = InstanceQuery(q.created_from, q.created_to, statuses, q.instance_id_prefix, q.name)
+        where, params = self._where(q)
+        total = 0
+        while True:
+            with self._tx() as cur:
+                ids = [
+                    r[0]
+                    for r in cur.execute(
+                        f"SELECT instance_id FROM instances WHERE {where} LIMIT 500", params
+                    )
+                ]
+                self._delete_instance_data_tx(cur, ids)
+            total += len(ids)
+            if progress is not None and ids:
+                progress(total)
+            if len(ids) < 500:
+                return total
+
+    # worker side ------------------------------------------------------------
+    def fetch_orchestration_work(
+        self, owner: str, now: datetime, limit: int, lease_seconds: float
+    ) -> list[OrchestrationWorkItem]:
+        wall = time.time()
+        visible = now.timestamp()
+        candidates = (
+            "SELECT m.instance_id FROM inbox m JOIN instances i"
+            " ON i.hub = m.hub AND i.instance_id = m.instance_id"
+            " WHERE m.hub=? AND m.visible_at<=? AND i.lock_expires<?"
+            " GROUP BY m.instance_id ORDER BY MIN(m.id) LIMIT ?"
+        )
+        # Look before taking the write lock, so idle workers never contend for it.
+        if not self._read(candidates, (self.hub, visible, wall, 1)):
+            return []
+        with self._tx() as cur:
+            ids = [
+                r[0]
+                for r in cur.execute(candidates, (self.hub, visible, wall, limit))
+            ]
+            if not ids:
+                return []
+            marks = ",".join("?" * len(ids))
+            cur.execute(
+                f"UPDATE instances SET lock_owner=?, lock_expires=? WHERE hub=? AND instance_id IN ({marks})",
+                [owner, wall + lease_seconds, self.hub, *ids],
+            )
+            records = {
+                r[0]: _record(r)
+                for r in cur.execute(
+                    f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE hub=? AND instance_id IN ({marks})",
+                    [self.hub, *ids],
+                )
+            }
+            inbox: dict[str, list[Message]] = {i: [] for i in ids}
+            for mid, iid, eid, etype, data in cur.execute(
+                "SELECT id, instance_id, execution_id, event_type, data FROM inbox"
+                f" WHERE hub=? AND instance_id IN ({marks}) AND visible_at<=? ORDER BY id",
+                [self.hub, *ids, visible],
+            ):
+                inbox[iid].append(Message(iid, event_from_json(etype, data), eid, None, mid))
+        return [OrchestrationWorkItem(records[i], inbox[i]) for i in ids]
+
+    def load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
+        with self._lock:
+            return self._load_history(instance_id, execution_id)
+
+    def commit_checkpoints(
+        self, owner: str, checkpoints: list[Checkpoint], now: datetime
+    ) -> list[str]:
+        lost: list[str] = []
+        stamp = now.timestamp()
+        wall = time.time()
+        with self._tx() as cur:
+            for cp in checkpoints:
+                if not self._commit_one_tx(cur, owner, cp, stamp, wall):
+                    lost.append(cp.instance_id)
+        self._changed()
+        return lost
+
+    def _commit_one_tx(
+        self, cur: sqlite3.Cursor, owner: str, cp: Checkpoint, stamp: float, wall: float
+    ) -> bool:
+        hub = self.hub
+        finished = cp.status in TERMINAL_STATUSES
+        new_exec = cp.new_execution
+        if new_exec is not None:
+            length = 0
+        elif cp.replace_history:
+            length = len(cp.history)
+        else:
+            length = cp.history_length + len(cp.history)
+        cur.execute(
+            "UPDATE instances SET status=?, output=?, failure=?, custom_status=?, updated_at=?,"
+            " completed_at=?, history_length=?, execution_id=?, input=COALESCE(?, input),"
+            " lock_owner=NULL, lock_expires=0"
+            " WHERE hub=? AND instance_id=? AND lock_owner=? AND lock_expires>=?"
+            " AND execution_id=? AND history_length=?",
+            (
+                cp.status.value, cp.output, _failure_to_text(cp.failure), cp.custom_status, stamp,
+                stamp if finished else None, length,
+                new_exec.execution_id if new_exec else cp.execution_id,
+                new_exec.input if new_exec else None,
+                hub, cp.instance_id, owner, wall, cp.execution_id, cp.history_length,
+            ),
+        )
+        if cur.rowcount != 1:
+            return False
+        if new_exec is not None or cp.replace_history:
+            cur.execute("DELETE FROM history WHERE hub=? AND instance_id=?", (hub, cp.instance_id))
+        if new_exec is None:
+            start = 0 if cp.replace_history else cp.history_length
+            cur.executemany(
+                "INSERT INTO history (hub, instance_id, execution_id, seq, event_type, data)"
+                " VALUES (?,?,?,?,?,?)",
+                [
+                    (hub, cp.instance_id, cp.execution_id, start + n, e.event_type, event_to_json(e))
+                    for n, e in enumerate(cp.history)
+                ],
+            )
+        if cp.consumed:
+            cur.executemany("DELETE FROM inbox WHERE id=?", [(i,) for i in cp.consumed])
+        if finished:
+            # Pending timers and results for a finished instance can never matter.
+            cur.execute(
+                "DELETE FROM inbox WHERE hub=? AND instance_id=? AND event_type IN"
+                " ('TimerFired', 'TaskCompleted', 'TaskFailed')",
+                (hub, cp.instance_id),
+            )
+        self._insert_messages_tx(cur, cp.messages, stamp)
+        if cp.tasks:
+            cur.executemany(
+                "INSERT INTO tasks (hub, instance_id, execution_id, task_id, name, input, created_at)"
+                " VALUES (?,?,?,?,?,?,?)",
+                [(hub, t.instance_id, t.execution_id, t.task_id, t.name, t.input, stamp) for t in cp.tasks],
+            )
+        for sub in cp.sub_orchestrations:
+            try:
+                self._create_instance_tx(cur, sub.child, _ACTIVE)
+            except InstanceAlreadyExistsError:
+                self._insert_messages_tx(cur, [sub.on_conflict], stamp)
+        return True
+
+    def release_instances(self, owner: str, instance_ids: list[str]) -> None:
+        if not instance_ids:
+            return
+        with self._tx() as cur:
+            cur.executemany(
+                "UPDATE instances SET lock_owner=NULL, lock_expires=0"
+                " WHERE hub=? AND instance_id=? AND lock_owner=?",
+                [(self.hub, i, owner) for i in instance_ids],
+            )
+
+    def fetch_activity_work(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[ActivityWorkItem]:
+        wall = time.time()
+        ready = "SELECT 1 FROM tasks WHERE hub=? AND lock_expires<? LIMIT 1"
+        if not self._read(ready, (self.hub, wall)):
+            return []
+        with self._tx() as cur:
+            rows = cur.execute(
+                "SELECT id, instance_id, execution_id, task_id, name, input, dequeue_count FROM tasks"
+                " WHERE hub=? AND lock_expires<? ORDER BY lock_expires, id LIMIT ?",
+                (self.hub, wall, limit),
+            ).fetchall()
+            if not rows:
+                return []
+            cur.executemany(
+                "UPDATE tasks SET lock_owner=?, lock_expires=?, dequeue_count=dequeue_count+1"
+                " WHERE id=?",
+                [(owner, wall + lease_seconds, r[0]) for r in rows],
+            )
+        return [
+            ActivityWorkItem(r[1], r[2], r[3], r[4], r[5], id=r[0], dequeue_count=r[6] + 1)
+            for r in rows
+        ]
+
+    def complete_activities(self, owner: str, results: list[ActivityResult], now: datetime) -> int:
+        accepted = 0
+        stamp = now.timestamp()
+        with self._tx() as cur:
+            for res in results:
+                cur.execute(
+                    "DELETE FROM tasks WHERE id=? AND lock_owner=?", (res.item.id, owner)
+                )
+                if cur.rowcount != 1:
+                    continue  # lease lost: another worker owns (or finished) this task
+                accepted += 1
+                self._insert_messages_tx(
+                    cur, [Message(res.item.instance_id, res.event, res.item.execution_id)], stamp
+                )
+        if accepted:
+            self._changed()
+        return accepted
+
+    def renew_activity_leases(self, owner: str, ids: list[int], lease_seconds: float) -> None:
+        if not ids:
+            return
+        expires = time.time() + lease_seconds
+        with self._tx() as cur:
+            cur.executemany(
+                "UPDATE tasks SET lock_expires=? WHERE id=? AND lock_owner=?",
+                [(expires, i, owner) for i in ids],
+            )
+
+    def lock_owners(self) -> set[str]:
+        wall = time.time()
+        rows = self._read(
+            "SELECT lock_owner FROM instances WHERE hub=? AND lock_expires>=?"
+            " UNION SELECT lock_owner FROM tasks WHERE hub=? AND lock_expires>=?",
+            (self.hub, wall, self.hub, wall),
+        )
+        return {r[0] for r in rows if r[0]}
+
+    def release_owner(self, owner: str) -> int:
+        with self._tx() as cur:
+            cur.execute(
+                "UPDATE instances SET lock_owner=NULL, lock_expires=0 WHERE hub=? AND lock_owner=?",
+                (self.hub, owner),
+            )
+            n = cur.rowcount
+            cur.execute(
+                "UPDATE tasks SET lock_owner=NULL, lock_expires=0 WHERE hub=? AND lock_owner=?",
+                (self.hub, owner),
+            )
+            n += cur.rowcount
+        if n:
+            self._changed()
+        return n
+
+    def next_visible_at(self, after: datetime) -> datetime | None:
+        rows = self._read(
+            "SELECT MIN(visible_at) FROM inbox WHERE hub=? AND visible_at>?",
+            (self.hub, after.timestamp()),
+        )
+        return dt(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def get_setting(self, key: str) -> str | None:
+        rows = self._read("SELECT value FROM settings WHERE hub=? AND key=?", (self.hub, key))
+        return rows[0][0] if rows else None
+
+    def set_setting_if_absent(self, key: str, value: str) -> str:
+        with self._tx() as cur:
+            cur.execute(
+                "INSERT OR IGNORE INTO settings (hub, key, value) VALUES (?,?,?)", (self.hub, key, value)
+            )
+            return str(
+                cur.execute(
+                    "SELECT value FROM settings WHERE hub=? AND key=?", (self.hub, key)
+                ).fetchone()[0]
+            )
+
+
+_ACTIVE = frozenset({Status.Pending, Status.Running, Status.ContinuedAsNew, Status.Suspended})

@@ -1,0 +1,1 @@
+"""Dispatch: fetch work from the store, run the replay engine and activities, commit."""

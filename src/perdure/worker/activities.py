@@ -1,0 +1,212 @@
+"""Activity dispatch: lease tasks, run sync activities on threads and async ones on a loop,
+report results in batches. Activities run at least once: a task whose worker died is
+re-run when its lease expires, so use ``current_activity().idempotency_key``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import queue
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from perdure.errors import ValidationError
+from perdure.model import codec
+from perdure.model import events as ev
+from perdure.store.base import ActivityResult, ActivityWorkItem, Store
+from perdure.worker.clock import Clock
+
+log = logging.getLogger("perdure.worker")
+
+
+@dataclass(frozen=True)
+class ActivityContext:
+    """Facts about the running activity, from :func:`current_activity`."""
+
+    name: str
+    instance_id: str
+    execution_id: str
+    task_id: int
+    dequeue_count: int
+
+    @property
+    def idempotency_key(self) -> str:
+        """Stable across re-runs of the same task: ``{instance_id}:{execution_id}:{task_id}``."""
+        return f"{self.instance_id}:{self.execution_id}:{self.task_id}"
+
+
+_current: contextvars.ContextVar[ActivityContext | None] = contextvars.ContextVar(
+    "perdure_activity", default=None
+)
+
+
+def current_activity() -> ActivityContext | None:
+    """Inside an activity: its ActivityContext (instance, task ID, idempotency key); else None.
+
+    >>> @app.activity
+    ... def charge(order):
+    ...     key = perdure.current_activity().idempotency_key  # doctest: +SKIP
+    """
+    return _current.get()
+
+
+class ActivityDispatcher:
+    """Runs activities concurrently up to ``max_concurrency`` and commits results in batches."""
+
+    def __init__(
+        self,
+        store: Store,
+        activities: dict[str, Callable[..., Any]],
+        clock: Clock,
+        owner: str,
+        *,
+        max_concurrency: int = 32,
+        lease_seconds: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.activities = activities
+        self.clock = clock
+        self.owner = owner
+        self.max_concurrency = max_concurrency
+        self.lease_seconds = lease_seconds
+        self.results: queue.SimpleQueue[ActivityResult] = queue.SimpleQueue()
+        self.in_flight: dict[int, ActivityWorkItem] = {}
+        self._lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: threading.Thread | None = None
+        self.on_result: Callable[[], None] = lambda: None
+        self.executed = 0
+        self._last_renew = time.monotonic()
+
+    # one round -------------------------------------------------------------
+    def tick(self, fetch: bool = True) -> int:
+        """Report finished results, renew leases, start new tasks; return work done."""
+        done = self.flush()
+        now = time.monotonic()
+        if self.in_flight and now - self._last_renew > self.lease_seconds / 3:
+            self._last_renew = now
+            with self._lock:
+                ids = list(self.in_flight)
+            self.store.renew_activity_leases(self.owner, ids, self.lease_seconds)
+        if not fetch:
+            return done
+        free = self.max_concurrency - len(self.in_flight)
+        if free <= 0:
+            return done
+        items = self.store.fetch_activity_work(self.owner, free, self.lease_seconds)
+        for item in items:
+            with self._lock:
+                self.in_flight[item.id] = item
+            self._start(item)
+        return done + len(items)
+
+    def flush(self) -> int:
+        batch: list[ActivityResult] = []
+        while True:
+            try:
+                batch.append(self.results.get_nowait())
+            except queue.Empty:
+                break
+        if not batch:
+            return 0
+        try:
+            self.store.complete_activities(self.owner, batch, self.clock.now())
+        except Exception:
+            for res in batch:  # keep them for the next attempt; nothing acknowledged is lost
+                self.results.put(res)
+            raise
+        with self._lock:
+            for res in batch:
+                self.in_flight.pop(res.item.id, None)
+        return len(batch)
+
+    # running ---------------------------------------------------------------
+    def _start(self, item: ActivityWorkItem) -> None:
+        fn = self.activities.get(item.name)
+        if fn is None:
+            missing = ValidationError(f"activity {item.name!r} is not registered in this app")
+            self._report(item, None, missing, "")
+            return
+        if inspect.iscoroutinefunction(fn):
+            loop = self._ensure_loop()
+            asyncio.run_coroutine_threadsafe(self._run_async(fn, item), loop)
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self.max_concurrency, "perdure-activity")
+            ctx = contextvars.copy_context()
+            future: Future[None] = self._pool.submit(ctx.run, self._run_sync, fn, item)
+            del future
+
+    def _context(self, item: ActivityWorkItem) -> ActivityContext:
+        return ActivityContext(
+            item.name, item.instance_id, item.execution_id, item.task_id, item.dequeue_count
+        )
+
+    def _run_sync(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
+        token = _current.set(self._context(item))
+        try:
+            value = fn(codec.decode(item.input))
+        except BaseException as exc:  # noqa: BLE001 - any activity error is reported
+            self._report(item, None, exc, traceback.format_exc())
+        else:
+            self._report(item, value, None, "")
+        finally:
+            _current.reset(token)
+
+    async def _run_async(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
+        token = _current.set(self._context(item))
+        try:
+            value = await fn(codec.decode(item.input))
+        except BaseException as exc:  # noqa: BLE001
+            self._report(item, None, exc, traceback.format_exc())
+        else:
+            self._report(item, value, None, "")
+        finally:
+            _current.reset(token)
+
+    def _report(
+        self, item: ActivityWorkItem, value: Any, exc: BaseException | None, tb: str
+    ) -> None:
+        now = self.clock.now()
+        event: ev.HistoryEvent
+        if exc is None:
+            try:
+                text = codec.encode(value, f"result of activity {item.name!r}")
+            except Exception as err:  # noqa: BLE001 - a bad result fails only this task
+                exc, tb = err, ""
+            else:
+                event = ev.TaskCompleted(timestamp=now, task_scheduled_id=item.task_id, result=text)
+        if exc is not None:
+            failure = ev.FailureDetails(type(exc).__name__, str(exc), tb)
+            event = ev.TaskFailed(timestamp=now, task_scheduled_id=item.task_id, failure=failure)
+        self.executed += 1
+        self.results.put(ActivityResult(item, event))
+        self.on_result()
+
+    def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        if self._loop is None:
+            loop = asyncio.new_event_loop()
+            thread = threading.Thread(target=loop.run_forever, name="perdure-async", daemon=True)
+            thread.start()
+            self._loop, self._loop_thread = loop, thread
+        return self._loop
+
+    def shutdown(self, wait: bool) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=wait, cancel_futures=not wait)
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            if self._loop_thread is not None:
+                self._loop_thread.join(timeout=5)
+            if not self._loop.is_running():
+                self._loop.close()
+            self._loop = None

@@ -1,0 +1,277 @@
+"""Orchestration dispatch: fetch leased instances, run an episode for each, commit as a batch."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from perdure.errors import ValidationError
+from perdure.model import codec
+from perdure.model import events as ev
+from perdure.model.actions import CreateSubOrchestration, CreateTimer, ScheduleTask, SendEvent
+from perdure.model.status import TERMINAL_STATUSES
+from perdure.model.status import OrchestrationRuntimeStatus as Status
+from perdure.orchestration.executor import EpisodeResult, OrchestrationRuntime
+from perdure.orchestration.rewind import rewind_history
+from perdure.store.base import (
+    ActivityTask,
+    Checkpoint,
+    Message,
+    NewInstance,
+    OrchestrationWorkItem,
+    Store,
+    SubOrchestrationStart,
+)
+from perdure.worker.cache import RuntimeCache
+from perdure.worker.clock import Clock
+
+log = logging.getLogger("perdure.worker")
+
+
+def _missing(name: str) -> Callable[[Any], Any]:
+    def orchestrator(context: Any) -> Any:
+        raise ValidationError(f"orchestrator {name!r} is not registered in this app")
+
+    return orchestrator
+
+
+class OrchestrationDispatcher:
+    """One round (``tick``) = fetch a batch, replay each instance, group-commit."""
+
+    def __init__(
+        self,
+        store: Store,
+        orchestrators: dict[str, Callable[..., Any]],
+        clock: Clock,
+        owner: str,
+        *,
+        batch_size: int = 100,
+        lease_seconds: float = 30.0,
+        cache: RuntimeCache | None = None,
+    ) -> None:
+        self.store = store
+        self.orchestrators = orchestrators
+        self.clock = clock
+        self.owner = owner
+        self.batch_size = batch_size
+        self.lease_seconds = lease_seconds
+        self.cache = cache if cache is not None else RuntimeCache()
+        self.episodes = 0
+
+    def tick(self) -> int:
+        """Process one batch; return how many instances it handled."""
+        now = self.clock.now()
+        items = self.store.fetch_orchestration_work(
+            self.owner, now, self.batch_size, self.lease_seconds
+        )
+        if not items:
+            return 0
+        checkpoints: list[Checkpoint] = []
+        runtimes: dict[str, tuple[str, OrchestrationRuntime]] = {}
+        for item in items:
+            started = time.perf_counter()
+            try:
+                cp, runtime = self._process(item, now)
+            except Exception:  # an engine bug must not stop the loop; lease expiry retries it
+                log.exception("episode of %s failed", item.instance.instance_id)
+                self.cache.discard(item.instance.instance_id)
+                self.store.release_instances(self.owner, [item.instance.instance_id])
+                continue
+            checkpoints.append(cp)
+            if runtime is not None:
+                runtimes[cp.instance_id] = (cp.execution_id, runtime)
+            if log.isEnabledFor(logging.DEBUG):
+                log.debug(
+                    "episode",
+                    extra={
+                        "instance_id": cp.instance_id,
+                        "execution_id": cp.execution_id,
+                        "event_type": "episode",
+                        "status": cp.status.value,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
+                    },
+                )
+        try:
+            lost = set(self.store.commit_checkpoints(self.owner, checkpoints, now))
+        except Exception:
+            for cp in checkpoints:
+                self.cache.discard(cp.instance_id)
+            raise
+        for instance_id, (execution_id, runtime) in runtimes.items():
+            if instance_id in lost:
+                self.cache.discard(instance_id)
+            else:
+                self.cache.put(instance_id, execution_id, runtime)
+        if lost:
+            log.warning("lease lost for %d instance(s); their work was not committed", len(lost))
+        self.episodes += len(checkpoints)
+        return len(items)
+
+    def _process(
+        self, item: OrchestrationWorkItem, now: Any
+    ) -> tuple[Checkpoint, OrchestrationRuntime | None]:
+        inst = item.instance
+        consumed = [m.id for m in item.messages]
+        events = [
+            m.event for m in item.messages if m.execution_id in (None, inst.execution_id)
+        ]
+        keep = Checkpoint(
+            instance_id=inst.instance_id,
+            execution_id=inst.execution_id,
+            history_length=inst.history_length,
+            consumed=consumed,
+            history=[],
+            status=inst.status,
+            output=inst.output,
+            failure=inst.failure,
+            custom_status=inst.custom_status,
+        )
+        rewind = next((e for e in events if isinstance(e, ev.ExecutionRewound)), None)
+        if inst.status in TERMINAL_STATUSES:
+            if inst.status is Status.Failed and rewind is not None:
+                return self._rewind(item, rewind, now)
+            # Messages to a finished instance are dropped: nothing can consume them.
+            self.cache.discard(inst.instance_id)
+            return keep, None
+        if not events:
+            return keep, None
+        fn = self.orchestrators.get(inst.name) or _missing(inst.name)
+        runtime = self.cache.get(inst.instance_id, inst.execution_id, inst.history_length)
+        if runtime is None:
+            runtime = OrchestrationRuntime(inst.instance_id, fn)
+            if inst.history_length:
+                runtime.replay(self.store.load_history(inst.instance_id, inst.execution_id))
+        result = runtime.run_episode(events, now)
+        return self._checkpoint(inst.instance_id, inst.execution_id, inst.history_length,
+                                consumed, result, inst.status), runtime
+
+    def _rewind(
+        self, item: OrchestrationWorkItem, event: ev.ExecutionRewound, now: Any
+    ) -> tuple[Checkpoint, OrchestrationRuntime | None]:
+        inst = item.instance
+        self.cache.discard(inst.instance_id)
+        history = rewind_history(
+            self.store.load_history(inst.instance_id, inst.execution_id)
+        )
+        fn = self.orchestrators.get(inst.name) or _missing(inst.name)
+        runtime = OrchestrationRuntime(inst.instance_id, fn)
+        runtime.replay(history)
+        result = runtime.run_episode([event], now)
+        result.history = history + result.history
+        result.replace_history = True
+        cp = self._checkpoint(
+            inst.instance_id, inst.execution_id, inst.history_length,
+            [m.id for m in item.messages], result, Status.Running,
+        )
+        return cp, runtime
+
+    def _checkpoint(
+        self,
+        instance_id: str,
+        execution_id: str,
+        history_length: int,
+        consumed: list[int],
+        result: EpisodeResult,
+        previous: Status,
+    ) -> Checkpoint:
+        cp = Checkpoint(
+            instance_id=instance_id,
+            execution_id=execution_id,
+            history_length=history_length,
+            consumed=consumed,
+            history=result.history,
+            status=result.status or previous,
+            output=result.output,
+            failure=result.failure,
+            custom_status=result.custom_status,
+            replace_history=result.replace_history,
+        )
+        for action in result.actions:
+            if isinstance(action, ScheduleTask):
+                cp.tasks.append(
+                    ActivityTask(instance_id, execution_id, action.task_id, action.name, action.input)
+                )
+            elif isinstance(action, CreateTimer):
+                fired = ev.TimerFired(
+                    timestamp=action.fire_at, timer_id=action.task_id, fire_at=action.fire_at
+                )
+                cp.messages.append(Message(instance_id, fired, execution_id, action.fire_at))
+            elif isinstance(action, CreateSubOrchestration):
+                start = ev.ExecutionStarted(
+                    timestamp=result.history[0].timestamp,
+                    name=action.name,
+                    execution_id=uuid.uuid4().hex,
+                    input=action.input,
+                    parent_instance_id=instance_id,
+                    parent_execution_id=execution_id,
+                    parent_task_id=action.task_id,
+                )
+                conflict = ev.SubOrchestrationInstanceFailed(
+                    timestamp=start.timestamp,
+                    task_scheduled_id=action.task_id,
+                    failure=ev.FailureDetails(
+                        "InstanceAlreadyExistsError",
+                        f"sub-orchestration instance {action.instance_id!r} is already running",
+                    ),
+                )
+                cp.sub_orchestrations.append(
+                    SubOrchestrationStart(
+                        NewInstance(start, action.instance_id, start.timestamp),
+                        Message(instance_id, conflict, execution_id),
+                    )
+                )
+            elif isinstance(action, SendEvent):
+                raised = ev.EventRaised(
+                    timestamp=result.history[0].timestamp, name=action.name, input=action.input
+                )
+                cp.messages.append(Message(action.instance_id, raised))
+        if result.status is Status.ContinuedAsNew:
+            self._continue_as_new(cp, result)
+        elif (
+            result.status in TERMINAL_STATUSES
+            and previous not in TERMINAL_STATUSES
+            and result.started is not None
+            and result.started.parent_instance_id
+        ):
+            cp.messages.append(_parent_notice(result, result.started))
+        return cp
+
+    def _continue_as_new(self, cp: Checkpoint, result: EpisodeResult) -> None:
+        started = result.started
+        assert started is not None
+        new = ev.ExecutionStarted(
+            timestamp=result.history[0].timestamp,
+            name=started.name,
+            execution_id=uuid.uuid4().hex,
+            input=result.continue_as_new,
+            parent_instance_id=started.parent_instance_id,
+            parent_execution_id=started.parent_execution_id,
+            parent_task_id=started.parent_task_id,
+        )
+        cp.new_execution = new
+        cp.tasks.clear()
+        cp.messages = [Message(cp.instance_id, new, new.execution_id)] + [
+            Message(cp.instance_id, e) for e in result.carryover_events
+        ]
+        cp.output = None
+
+
+def _parent_notice(result: EpisodeResult, parent: ev.ExecutionStarted) -> Message:
+    assert parent.parent_instance_id is not None
+    stamp = result.history[0].timestamp
+    event: ev.HistoryEvent
+    if result.status is Status.Completed:
+        event = ev.SubOrchestrationInstanceCompleted(
+            timestamp=stamp, task_scheduled_id=parent.parent_task_id, result=result.output
+        )
+    else:
+        failure = result.failure or ev.FailureDetails(
+            "Terminated", f"sub-orchestration was terminated: {codec.decode(result.output)}"
+        )
+        event = ev.SubOrchestrationInstanceFailed(
+            timestamp=stamp, task_scheduled_id=parent.parent_task_id, failure=failure
+        )
+    return Message(parent.parent_instance_id, event, parent.parent_execution_id)

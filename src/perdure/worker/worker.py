@@ -1,0 +1,233 @@
+"""The worker: orchestration and activity loops on threads, woken by commits, timers and
+other processes; takes over the leases of dead workers on the same host; drains on stop.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from perdure.store.base import Store
+from perdure.worker.activities import ActivityDispatcher
+from perdure.worker.cache import RuntimeCache
+from perdure.worker.clock import Clock, SystemClock
+from perdure.worker.orchestrations import OrchestrationDispatcher
+
+log = logging.getLogger("perdure.worker")
+
+_IDLE_POLL = 1.0  # safety-net poll while idle, seconds
+
+
+def new_owner_id() -> str:
+    """``host:pid:random`` so a worker on the same host can tell when the owner died."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def _owner_is_dead(owner: str) -> bool:
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    # A zombie (killed but not yet reaped) still answers signal 0.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return False
+
+
+class Worker:
+    """Runs orchestrations and activities from ``store`` until stopped.
+
+    >>> worker = Worker(store, orchestrators, activities)  # doctest: +SKIP
+    >>> worker.start(); ...; worker.stop()                 # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        orchestrators: dict[str, Callable[..., Any]],
+        activities: dict[str, Callable[..., Any]],
+        *,
+        clock: Clock | None = None,
+        max_concurrent_activities: int = 32,
+        orchestration_batch_size: int = 100,
+        lease_seconds: float = 30.0,
+        cache_size: int = 2000,
+        drain_seconds: float = 30.0,
+    ) -> None:
+        self.store = store
+        self.clock = clock or SystemClock()
+        self.owner = new_owner_id()
+        self.drain_seconds = drain_seconds
+        self.orchestrations = OrchestrationDispatcher(
+            store,
+            orchestrators,
+            self.clock,
+            self.owner,
+            batch_size=orchestration_batch_size,
+            lease_seconds=lease_seconds,
+            cache=RuntimeCache(cache_size),
+        )
+        self.activities = ActivityDispatcher(
+            store,
+            activities,
+            self.clock,
+            self.owner,
+            max_concurrency=max_concurrent_activities,
+            lease_seconds=lease_seconds,
+        )
+        self._orch_wake = threading.Event()
+        self._act_wake = threading.Event()
+        self._stopping = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.activities.on_result = self._act_wake.set
+        store.add_listener(self.wake)
+        on_change = getattr(self.clock, "on_change", None)
+        if on_change is not None:
+            on_change(self.wake)
+
+    def wake(self) -> None:
+        self._orch_wake.set()
+        self._act_wake.set()
+
+    # lifecycle -------------------------------------------------------------
+    def start(self) -> None:
+        if self._threads:
+            return
+        self._stopping.clear()
+        self.recover_dead_owners()
+        for name, target in (
+            ("perdure-orchestrations", self._orchestration_loop),
+            ("perdure-activities", self._activity_loop),
+            ("perdure-watch", self._watch_loop),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def stop(self, drain: bool = True) -> None:
+        """Stop fetching; let in-flight activities finish (up to ``drain_seconds``) and report
+        them; release whatever is still leased so another worker takes it at once."""
+        self._stopping.set()
+        self.wake()
+        for thread in self._threads:
+            thread.join(timeout=self.drain_seconds + 5)
+        self._threads.clear()
+        self.activities.shutdown(wait=False)
+        try:
+            self.activities.flush()
+        except Exception:
+            log.exception("could not report finished activities on shutdown")
+        try:
+            self.store.release_owner(self.owner)
+        except Exception:
+            log.exception("could not release leases on shutdown")
+
+    @property
+    def running(self) -> bool:
+        return bool(self._threads) and not self._stopping.is_set()
+
+    # loops -----------------------------------------------------------------
+    def _orchestration_loop(self) -> None:
+        backoff = 0.05
+        while not self._stopping.is_set():
+            self._orch_wake.clear()
+            try:
+                if self.orchestrations.tick():
+                    backoff = 0.05
+                    continue
+            except Exception:
+                log.exception("orchestration dispatch failed; retrying in %.2fs", backoff)
+                self._stopping.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            self._orch_wake.wait(self._idle_wait())
+
+    def _idle_wait(self) -> float:
+        now = self.clock.now()
+        try:
+            due = self.store.next_visible_at(now)
+        except Exception:
+            return _IDLE_POLL
+        if due is None:
+            return _IDLE_POLL
+        if isinstance(self.clock, SystemClock):
+            return max(0.0, min(_IDLE_POLL, (due - now).total_seconds()))
+        return _IDLE_POLL  # a virtual clock wakes us through on_change
+
+    def _activity_loop(self) -> None:
+        backoff = 0.05
+        deadline: float | None = None
+        while True:
+            stopping = self._stopping.is_set()
+            if stopping and deadline is None:
+                deadline = time.monotonic() + self.drain_seconds
+            if stopping and (not self.activities.in_flight or time.monotonic() > (deadline or 0)):
+                return
+            self._act_wake.clear()
+            try:
+                if self.activities.tick(fetch=not stopping):
+                    backoff = 0.05
+                    continue
+            except Exception:
+                log.exception("activity dispatch failed; retrying in %.2fs", backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            wait = self.activities.lease_seconds / 3 if self.activities.in_flight else _IDLE_POLL
+            self._act_wake.wait(min(wait, 0.2) if stopping else wait)
+
+    def _watch_loop(self) -> None:
+        last_recovery = time.monotonic()
+        while not self._stopping.is_set():
+            try:
+                if self.store.wait_for_change(0.5):
+                    self.wake()
+            except Exception:
+                log.exception("store watch failed")
+                self._stopping.wait(1.0)
+            if time.monotonic() - last_recovery > 2.0:
+                last_recovery = time.monotonic()
+                self.recover_dead_owners()
+
+    def recover_dead_owners(self) -> int:
+        """Release leases held by workers on this host whose process no longer exists."""
+        try:
+            dead = [o for o in self.store.lock_owners() if _owner_is_dead(o)]
+            released = sum(self.store.release_owner(o) for o in dead)
+        except Exception:
+            log.exception("could not check for dead workers")
+            return 0
+        if released:
+            log.warning("took over %d lease(s) from dead worker(s) %s", released, dead)
+            self.wake()
+        return released
+
+    def run_until_idle(self, now: datetime | None = None) -> int:
+        """Synchronous rounds until no work is left (for tests on a virtual clock)."""
+        total = 0
+        while True:
+            n = self.orchestrations.tick()
+            n += self.activities.tick()
+            total += n
+            if n == 0 and not self.activities.in_flight:
+                return total
+            if n == 0:
+                time.sleep(0.001)
