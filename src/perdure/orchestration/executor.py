@@ -98,6 +98,7 @@ class OrchestrationRuntime:
         self._started: ev.ExecutionStarted | None = None
         self._suspended = False
         self._done: tuple[Status, str | None, ev.FailureDetails | None] | None = None
+        self._unreported = False
         self._can: tuple[str | None, bool] | None = None
         self.custom_status: str | None = None
         self._last_custom_status: str | None = None
@@ -162,7 +163,8 @@ class OrchestrationRuntime:
 
     def run_episode(self, new_events: Sequence[ev.HistoryEvent], now: datetime) -> EpisodeResult:
         """Apply new events at time ``now`` and return what must be committed."""
-        was_finished = self._done is not None
+        was_finished = self._done is not None and not self._unreported
+        self._unreported = False
         self.context.is_replaying = False
         added: list[ev.HistoryEvent] = [ev.OrchestratorStarted(timestamp=now)]
         self._apply(added[0])
@@ -235,6 +237,7 @@ class OrchestrationRuntime:
         except NonDeterminismError as exc:
             failure = ev.FailureDetails("NonDeterminismError", str(exc))
             self._finish(Status.Failed, codec.encode(str(failure)), failure)
+            self._unreported = True  # found during replay, yet still to be committed
 
     # handlers ----------------------------------------------------------------
     def _on_orchestrator_started(self, event: ev.OrchestratorStarted) -> None:
