@@ -157,10 +157,12 @@ class SyncClient:
                 return out
             query.continuation_token = token
 
-    def list_instances(self, query: InstanceQuery) -> tuple[list[DurableOrchestrationStatus], str | None]:
+    def list_instances(
+        self, query: InstanceQuery, show_input: bool = False
+    ) -> tuple[list[DurableOrchestrationStatus], str | None]:
         """One page of instances and the continuation token of the next page."""
         records, token = self.store.query_instances(query)
-        return [_to_status(r, False) for r in records], token
+        return [_to_status(r, show_input) for r in records], token
 
     # messages ----------------------------------------------------------------
     def _send(
