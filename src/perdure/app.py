@@ -64,6 +64,8 @@ class App:
         self._worker: Worker | None = None
         self._sync_client: SyncClient | None = None
         self._lock = threading.Lock()
+        # (path, methods, handler, anonymous) from @app.route; served by perdure.http.
+        self.http_routes: list[tuple[str, list[str], Callable[..., Any], bool]] = []
 
     # registration ----------------------------------------------------------
     @overload
@@ -161,3 +163,28 @@ class App:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    # HTTP ------------------------------------------------------------------
+    def route(
+        self, path: str, methods: list[str] | None = None, *, anonymous: bool = False
+    ) -> Callable[[F], F]:
+        """Register an HTTP handler ``handler(request, client)`` served by ``perdure serve``.
+
+        The handler (sync or async) gets the Starlette request and a
+        :class:`perdure.http.DurableHttpClient`, and returns a Response or a JSON value.
+        Like a Durable Functions HTTP trigger with function-level auth, it needs the API
+        key unless ``anonymous=True``.
+
+        >>> @app.route("/orders", methods=["POST"])                     # doctest: +SKIP
+        ... async def kick_off(request, client):
+        ...     instance_id = await client.start_new("process_order", None, await request.json())
+        ...     return client.create_check_status_response(request, instance_id)
+        """
+        if not path.startswith("/"):
+            raise ValidationError(f"route path {path!r} must start with '/'")
+
+        def register(f: F) -> F:
+            self.http_routes.append((path, [m.upper() for m in methods or ["GET"]], f, anonymous))
+            return f
+
+        return register
