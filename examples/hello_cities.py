@@ -44,7 +44,12 @@ def main() -> int:
     for column in ("EventType", "Timestamp", "FunctionName", "Input", "Result"):
         table.add_column(column)
     for row in full.history:
-        table.add_row(*(str(row.get(c, "")) for c in ("EventType", "Timestamp", "FunctionName", "Input", "Result")))
+        table.add_row(
+            *(
+                str(row.get(c, ""))
+                for c in ("EventType", "Timestamp", "FunctionName", "Input", "Result")
+            )
+        )
     console.print(table)
     return 0 if status.output == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"] else 1
 

@@ -49,5 +49,7 @@ if __name__ == "__main__":
     with app.running():
         client = app.sync_client()
         instance_id = client.start_new("approval_workflow", client_input={"order": 42})
-        threading.Timer(1.0, client.raise_event, (instance_id, "ApprovalEvent", {"by": "ana"})).start()
+        threading.Timer(
+            1.0, client.raise_event, (instance_id, "ApprovalEvent", {"by": "ana"})
+        ).start()
         print(client.wait_for_completion(instance_id, timeout=30).output)

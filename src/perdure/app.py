@@ -75,6 +75,7 @@ class App:
 
     def orchestrator(self, fn: Any = None, *, name: str | None = None) -> Any:
         """Register a generator function as an orchestrator (``@app.orchestrator``)."""
+
         def register(f: F) -> F:
             self.registry.add_orchestrator(f, name)
             return f
@@ -88,6 +89,7 @@ class App:
 
     def activity(self, fn: Any = None, *, name: str | None = None) -> Any:
         """Register a function (sync or async) as an activity (``@app.activity``)."""
+
         def register(f: F) -> F:
             self.registry.add_activity(f, name)
             return f

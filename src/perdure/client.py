@@ -108,7 +108,9 @@ class SyncClient:
         known = self._known
         if known is not None and len(known) and name not in known:  # type: ignore[arg-type]
             raise ValidationError(f"orchestrator {name!r} is not registered in this app")
-        instance_id = new_instance_id() if instance_id is None else validate_instance_id(instance_id)
+        instance_id = (
+            new_instance_id() if instance_id is None else validate_instance_id(instance_id)
+        )
         text = codec.encode(client_input, f"input of orchestration {name!r}")
         now = self.clock.now()
         start = ev.ExecutionStarted(
@@ -175,7 +177,9 @@ class SyncClient:
         if status not in allowed:
             error = InstanceFinishedError if status in TERMINAL_STATUSES else InstanceStateError
             raise error(
-                instance_id, status.value, f"cannot {verb} instance {instance_id!r}: it is {status.value}"
+                instance_id,
+                status.value,
+                f"cannot {verb} instance {instance_id!r}: it is {status.value}",
             )
         return status
 

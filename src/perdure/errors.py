@@ -1,16 +1,16 @@
 """Every public exception perdure raises.
 
-    PerdureError
-    ├── ValidationError (also ValueError)         bad input: instance IDs, names, options
-    │   └── SerializationError (also TypeError)   a payload that is not JSON-serializable or too large
-    ├── InstanceNotFoundError (also KeyError)     no instance with that ID in the task hub
-    ├── InstanceStateError                        the instance's status forbids the operation
-    │   ├── InstanceAlreadyExistsError            start over a Pending/Running/Suspended ID
-    │   └── InstanceFinishedError                 the instance already reached a terminal status
-    ├── TaskFailedError                           an activity or sub-orchestration failed
-    ├── NonDeterminismError                       orchestrator code diverged from its history
-    ├── LeaseLostError                            a worker's lease expired before it could commit
-    └── TimeoutError (also builtins.TimeoutError) waiting took longer than allowed
+PerdureError
+├── ValidationError (also ValueError)         bad input: instance IDs, names, options
+│   └── SerializationError (also TypeError)   a payload that is not JSON-serializable or too large
+├── InstanceNotFoundError (also KeyError)     no instance with that ID in the task hub
+├── InstanceStateError                        the instance's status forbids the operation
+│   ├── InstanceAlreadyExistsError            start over a Pending/Running/Suspended ID
+│   └── InstanceFinishedError                 the instance already reached a terminal status
+├── TaskFailedError                           an activity or sub-orchestration failed
+├── NonDeterminismError                       orchestrator code diverged from its history
+├── LeaseLostError                            a worker's lease expired before it could commit
+└── TimeoutError (also builtins.TimeoutError) waiting took longer than allowed
 """
 
 from __future__ import annotations
@@ -86,5 +86,5 @@ class LeaseLostError(PerdureError):
     """A worker's lease on an instance or task expired; its commit was refused."""
 
 
-class TimeoutError(PerdureError, builtins.TimeoutError):  # noqa: A001
+class TimeoutError(PerdureError, builtins.TimeoutError):
     """An operation did not finish within its time limit."""

@@ -32,7 +32,11 @@ class Registry:
         return self._add(self.activities, "activity", fn, name)
 
     def _add(
-        self, table: dict[str, Callable[..., Any]], kind: str, fn: Callable[..., Any], name: str | None
+        self,
+        table: dict[str, Callable[..., Any]],
+        kind: str,
+        fn: Callable[..., Any],
+        name: str | None,
     ) -> str:
         if not callable(fn):
             raise ValidationError(f"{kind} must be a function, got {fn!r}")

@@ -20,8 +20,11 @@ ROOT = Path(__file__).resolve().parents[2]
 def _worker(env: dict[str, str]) -> subprocess.Popen[bytes]:
     with open(Path(env["CRASH_LOG"]).with_suffix(".stderr"), "ab") as err:
         return subprocess.Popen(
-            [sys.executable, "-m", "tests.e2e.crash_app"], cwd=ROOT, env=env,
-            stdout=subprocess.DEVNULL, stderr=err,
+            [sys.executable, "-m", "tests.e2e.crash_app"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
         )
 
 

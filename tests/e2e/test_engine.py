@@ -70,8 +70,11 @@ def make_app() -> perdure.App:
         try:
             yield context.call_activity("boom", "bad city")
         except perdure.TaskFailedError as error:
-            return {"type": error.error_type, "message": error.error_message,
-                    "has_traceback": "Traceback" in error.stack_trace}
+            return {
+                "type": error.error_type,
+                "message": error.error_message,
+                "has_traceback": "Traceback" in error.stack_trace,
+            }
         return "not reached"
 
     @app.orchestrator
@@ -365,7 +368,9 @@ def test_unknown_orchestrator_and_bad_payloads_are_refused_at_the_call(env) -> N
     status = env.wait_for_completion(env.client.start_new("bad_input"))
     assert status.runtime_status is S.Failed
     assert "input of call_activity('echo')" in status.output
-    assert env.wait_for_completion(env.client.start_new("bad_output")).output == "SerializationError"
+    assert (
+        env.wait_for_completion(env.client.start_new("bad_output")).output == "SerializationError"
+    )
 
 
 def test_purge_one_and_by_filter(env) -> None:
@@ -387,7 +392,9 @@ def test_query_by_status_and_created_time(env) -> None:
     env.clock.advance(timedelta(hours=1))
     waiting = env.client.start_new("waits")
     env.run_until_idle()
-    assert [s.instance_id for s in env.client.get_status_by(runtime_status=[S.Running])] == [waiting]
+    assert [s.instance_id for s in env.client.get_status_by(runtime_status=[S.Running])] == [
+        waiting
+    ]
     recent = env.client.get_status_by(created_time_from=env.now - timedelta(minutes=5))
     assert [s.instance_id for s in recent] == [waiting]
     assert {s.instance_id for s in env.client.get_status_all()} == {done, waiting}

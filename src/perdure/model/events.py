@@ -165,6 +165,8 @@ EVENT_TYPES: dict[str, type[HistoryEvent]] = {c.__name__: c for c in HistoryEven
 # Serialization of events for storage: compact JSON of every field but the type.
 
 _FIELDS: dict[type[HistoryEvent], tuple[str, ...]] = {}
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
+_decode = json.JSONDecoder().decode
 
 
 def _fields(cls: type[HistoryEvent]) -> tuple[str, ...]:
@@ -187,13 +189,13 @@ def event_to_json(event: HistoryEvent) -> str:
         elif isinstance(value, FailureDetails):
             value = [value.error_type, value.message, value.stack_trace]
         data[name] = value
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+    return _encode(data)
 
 
 def event_from_json(event_type: str, text: str) -> HistoryEvent:
     """Inverse of :func:`event_to_json`."""
     cls = EVENT_TYPES[event_type]
-    data = json.loads(text)
+    data = _decode(text)
     data["timestamp"] = datetime.fromisoformat(data["timestamp"])
     if "fire_at" in data:
         data["fire_at"] = datetime.fromisoformat(data["fire_at"])

@@ -199,7 +199,9 @@ class Store(Protocol):
     def load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
         """The history of one execution, in order (for a replay)."""
 
-    def commit_checkpoints(self, owner: str, checkpoints: list[Checkpoint], now: datetime) -> list[str]:
+    def commit_checkpoints(
+        self, owner: str, checkpoints: list[Checkpoint], now: datetime
+    ) -> list[str]:
         """Commit every checkpoint in one transaction; return IDs whose lease was lost."""
 
     def release_instances(self, owner: str, instance_ids: list[str]) -> None:

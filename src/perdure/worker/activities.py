@@ -155,7 +155,7 @@ class ActivityDispatcher:
         token = _current.set(self._context(item))
         try:
             value = fn(codec.decode(item.input))
-        except BaseException as exc:  # noqa: BLE001 - any activity error is reported
+        except BaseException as exc:
             self._report(item, None, exc, traceback.format_exc())
         else:
             self._report(item, value, None, "")
@@ -166,7 +166,7 @@ class ActivityDispatcher:
         token = _current.set(self._context(item))
         try:
             value = await fn(codec.decode(item.input))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             self._report(item, None, exc, traceback.format_exc())
         else:
             self._report(item, value, None, "")
@@ -181,7 +181,7 @@ class ActivityDispatcher:
         if exc is None:
             try:
                 text = codec.encode(value, f"result of activity {item.name!r}")
-            except Exception as err:  # noqa: BLE001 - a bad result fails only this task
+            except Exception as err:
                 exc, tb = err, ""
             else:
                 event = ev.TaskCompleted(timestamp=now, task_scheduled_id=item.task_id, result=text)

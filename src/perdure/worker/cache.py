@@ -19,9 +19,15 @@ class RuntimeCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, instance_id: str, execution_id: str, history_length: int) -> OrchestrationRuntime | None:
+    def get(
+        self, instance_id: str, execution_id: str, history_length: int
+    ) -> OrchestrationRuntime | None:
         entry = self._items.pop(instance_id, None)
-        if entry is not None and entry[0] == execution_id and entry[1].history_length == history_length:
+        if (
+            entry is not None
+            and entry[0] == execution_id
+            and entry[1].history_length == history_length
+        ):
             self.hits += 1
             return entry[1]
         self.misses += 1

@@ -115,9 +115,7 @@ class OrchestrationDispatcher:
     ) -> tuple[Checkpoint, OrchestrationRuntime | None]:
         inst = item.instance
         consumed = [m.id for m in item.messages]
-        events = [
-            m.event for m in item.messages if m.execution_id in (None, inst.execution_id)
-        ]
+        events = [m.event for m in item.messages if m.execution_id in (None, inst.execution_id)]
         keep = Checkpoint(
             instance_id=inst.instance_id,
             execution_id=inst.execution_id,
@@ -145,17 +143,16 @@ class OrchestrationDispatcher:
             if inst.history_length:
                 runtime.replay(self.store.load_history(inst.instance_id, inst.execution_id))
         result = runtime.run_episode(events, now)
-        return self._checkpoint(inst.instance_id, inst.execution_id, inst.history_length,
-                                consumed, result, inst.status), runtime
+        return self._checkpoint(
+            inst.instance_id, inst.execution_id, inst.history_length, consumed, result, inst.status
+        ), runtime
 
     def _rewind(
         self, item: OrchestrationWorkItem, event: ev.ExecutionRewound, now: Any
     ) -> tuple[Checkpoint, OrchestrationRuntime | None]:
         inst = item.instance
         self.cache.discard(inst.instance_id)
-        history = rewind_history(
-            self.store.load_history(inst.instance_id, inst.execution_id)
-        )
+        history = rewind_history(self.store.load_history(inst.instance_id, inst.execution_id))
         fn = self.orchestrators.get(inst.name) or _missing(inst.name)
         runtime = OrchestrationRuntime(inst.instance_id, fn)
         runtime.replay(history)
@@ -163,8 +160,12 @@ class OrchestrationDispatcher:
         result.history = history + result.history
         result.replace_history = True
         cp = self._checkpoint(
-            inst.instance_id, inst.execution_id, inst.history_length,
-            [m.id for m in item.messages], result, Status.Running,
+            inst.instance_id,
+            inst.execution_id,
+            inst.history_length,
+            [m.id for m in item.messages],
+            result,
+            Status.Running,
         )
         return cp, runtime
 
@@ -192,7 +193,9 @@ class OrchestrationDispatcher:
         for action in result.actions:
             if isinstance(action, ScheduleTask):
                 cp.tasks.append(
-                    ActivityTask(instance_id, execution_id, action.task_id, action.name, action.input)
+                    ActivityTask(
+                        instance_id, execution_id, action.task_id, action.name, action.input
+                    )
                 )
             elif isinstance(action, CreateTimer):
                 fired = ev.TimerFired(

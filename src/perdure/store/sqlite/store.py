@@ -115,7 +115,10 @@ class SqliteStore:
             if not os.path.isdir(parent):
                 raise ValidationError(f"directory {parent!r} for the SQLite store does not exist")
         conn = sqlite3.connect(
-            self.path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_MS / 1000
+            self.path,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=_BUSY_TIMEOUT_MS / 1000,
         )
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute("PRAGMA synchronous=NORMAL")
@@ -202,7 +205,8 @@ class SqliteStore:
         self, cur: sqlite3.Cursor, new: NewInstance, dedupe: frozenset[Status]
     ) -> bool:
         row = cur.execute(
-            "SELECT status FROM instances WHERE hub=? AND instance_id=?", (self.hub, new.instance_id)
+            "SELECT status FROM instances WHERE hub=? AND instance_id=?",
+            (self.hub, new.instance_id),
         ).fetchone()
         now = ts(new.created_at)
         start = new.start
@@ -215,19 +219,36 @@ class SqliteStore:
                 )
             self._delete_instance_data_tx(cur, [new.instance_id], keep_row=True)
             cur.execute(
-                "UPDATE instances SET name=?, execution_id=?, status='Pending', input=?, output=NULL,"
+                "UPDATE instances SET name=?, execution_id=?, status='Pending', input=?,"
+                " output=NULL,"
                 " failure=NULL, custom_status=NULL, created_at=?, updated_at=?, completed_at=NULL,"
                 " parent_instance_id=?, history_length=0, lock_owner=NULL, lock_expires=0"
                 " WHERE hub=? AND instance_id=?",
-                (start.name, start.execution_id, start.input, now, now,
-                 start.parent_instance_id, self.hub, new.instance_id),
+                (
+                    start.name,
+                    start.execution_id,
+                    start.input,
+                    now,
+                    now,
+                    start.parent_instance_id,
+                    self.hub,
+                    new.instance_id,
+                ),
             )
         else:
             cur.execute(
                 "INSERT INTO instances (hub, instance_id, name, execution_id, status, input,"
                 " created_at, updated_at, parent_instance_id) VALUES (?,?,?,?,'Pending',?,?,?,?)",
-                (self.hub, new.instance_id, start.name, start.execution_id, start.input, now, now,
-                 start.parent_instance_id),
+                (
+                    self.hub,
+                    new.instance_id,
+                    start.name,
+                    start.execution_id,
+                    start.input,
+                    now,
+                    now,
+                    start.parent_instance_id,
+                ),
             )
         self._insert_messages_tx(cur, [Message(new.instance_id, start, start.execution_id)], now)
         return True
@@ -252,9 +273,17 @@ class SqliteStore:
                 " created_at) SELECT ?,?,?,?,?,?,? WHERE EXISTS"
                 " (SELECT 1 FROM instances WHERE hub=? AND instance_id=?)",
                 [
-                    (self.hub, m.instance_id, m.execution_id, m.event.event_type,
-                     event_to_json(m.event), ts(m.visible_at) if m.visible_at else 0.0, now,
-                     self.hub, m.instance_id)
+                    (
+                        self.hub,
+                        m.instance_id,
+                        m.execution_id,
+                        m.event.event_type,
+                        event_to_json(m.event),
+                        ts(m.visible_at) if m.visible_at else 0.0,
+                        now,
+                        self.hub,
+                        m.instance_id,
+                    )
                     for m in messages
                 ],
             )
@@ -300,7 +329,8 @@ class SqliteStore:
         return [event_from_json(t, d) for t, d in rows]
 
     def _where(self, q: InstanceQuery) -> tuple[str, list[Any]]:
-        clauses, params = ["hub=?"], [self.hub]
+        clauses: list[str] = ["hub=?"]
+        params: list[Any] = [self.hub]
         if q.created_from is not None:
             clauses.append("created_at>=?")
             params.append(ts(q.created_from))
@@ -338,7 +368,9 @@ class SqliteStore:
         return [_record(r) for r in rows], token
 
     def count_by_status(self) -> dict[Status, int]:
-        rows = self._read("SELECT status, COUNT(*) FROM instances WHERE hub=? GROUP BY status", (self.hub,))
+        rows = self._read(
+            "SELECT status, COUNT(*) FROM instances WHERE hub=? GROUP BY status", (self.hub,)
+        )
         return {Status(s): n for s, n in rows}
 
     def purge_instances(
@@ -350,7 +382,8 @@ class SqliteStore:
         if instance_ids is not None:
             with self._tx() as cur:
                 existing = [
-                    i for i in instance_ids
+                    i
+                    for i in instance_ids
                     if cur.execute(
                         "SELECT 1 FROM instances WHERE hub=? AND instance_id=?", (self.hub, i)
                     ).fetchone()
@@ -395,21 +428,20 @@ class SqliteStore:
         if not self._read(candidates, (self.hub, visible, wall, 1)):
             return []
         with self._tx() as cur:
-            ids = [
-                r[0]
-                for r in cur.execute(candidates, (self.hub, visible, wall, limit))
-            ]
+            ids = [r[0] for r in cur.execute(candidates, (self.hub, visible, wall, limit))]
             if not ids:
                 return []
             marks = ",".join("?" * len(ids))
             cur.execute(
-                f"UPDATE instances SET lock_owner=?, lock_expires=? WHERE hub=? AND instance_id IN ({marks})",
+                "UPDATE instances SET lock_owner=?, lock_expires=?"
+                f" WHERE hub=? AND instance_id IN ({marks})",
                 [owner, wall + lease_seconds, self.hub, *ids],
             )
             records = {
                 r[0]: _record(r)
                 for r in cur.execute(
-                    f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE hub=? AND instance_id IN ({marks})",
+                    f"SELECT {_INSTANCE_COLUMNS} FROM instances"
+                    f" WHERE hub=? AND instance_id IN ({marks})",
                     [self.hub, *ids],
                 )
             }
@@ -458,11 +490,21 @@ class SqliteStore:
             " WHERE hub=? AND instance_id=? AND lock_owner=? AND lock_expires>=?"
             " AND execution_id=? AND history_length=?",
             (
-                cp.status.value, cp.output, _failure_to_text(cp.failure), cp.custom_status, stamp,
-                stamp if finished else None, length,
+                cp.status.value,
+                cp.output,
+                _failure_to_text(cp.failure),
+                cp.custom_status,
+                stamp,
+                stamp if finished else None,
+                length,
                 new_exec.execution_id if new_exec else cp.execution_id,
                 new_exec.input if new_exec else None,
-                hub, cp.instance_id, owner, wall, cp.execution_id, cp.history_length,
+                hub,
+                cp.instance_id,
+                owner,
+                wall,
+                cp.execution_id,
+                cp.history_length,
             ),
         )
         if cur.rowcount != 1:
@@ -475,7 +517,14 @@ class SqliteStore:
                 "INSERT INTO history (hub, instance_id, execution_id, seq, event_type, data)"
                 " VALUES (?,?,?,?,?,?)",
                 [
-                    (hub, cp.instance_id, cp.execution_id, start + n, e.event_type, event_to_json(e))
+                    (
+                        hub,
+                        cp.instance_id,
+                        cp.execution_id,
+                        start + n,
+                        e.event_type,
+                        event_to_json(e),
+                    )
                     for n, e in enumerate(cp.history)
                 ],
             )
@@ -491,9 +540,13 @@ class SqliteStore:
         self._insert_messages_tx(cur, cp.messages, stamp)
         if cp.tasks:
             cur.executemany(
-                "INSERT INTO tasks (hub, instance_id, execution_id, task_id, name, input, created_at)"
+                "INSERT INTO tasks"
+                " (hub, instance_id, execution_id, task_id, name, input, created_at)"
                 " VALUES (?,?,?,?,?,?,?)",
-                [(hub, t.instance_id, t.execution_id, t.task_id, t.name, t.input, stamp) for t in cp.tasks],
+                [
+                    (hub, t.instance_id, t.execution_id, t.task_id, t.name, t.input, stamp)
+                    for t in cp.tasks
+                ],
             )
         for sub in cp.sub_orchestrations:
             try:
@@ -521,7 +574,8 @@ class SqliteStore:
             return []
         with self._tx() as cur:
             rows = cur.execute(
-                "SELECT id, instance_id, execution_id, task_id, name, input, dequeue_count FROM tasks"
+                "SELECT id, instance_id, execution_id, task_id, name, input, dequeue_count"
+                " FROM tasks"
                 " WHERE hub=? AND lock_expires<? ORDER BY lock_expires, id LIMIT ?",
                 (self.hub, wall, limit),
             ).fetchall()
@@ -542,9 +596,7 @@ class SqliteStore:
         stamp = now.timestamp()
         with self._tx() as cur:
             for res in results:
-                cur.execute(
-                    "DELETE FROM tasks WHERE id=? AND lock_owner=?", (res.item.id, owner)
-                )
+                cur.execute("DELETE FROM tasks WHERE id=? AND lock_owner=?", (res.item.id, owner))
                 if cur.rowcount != 1:
                     continue  # lease lost: another worker owns (or finished) this task
                 accepted += 1
@@ -604,7 +656,8 @@ class SqliteStore:
     def set_setting_if_absent(self, key: str, value: str) -> str:
         with self._tx() as cur:
             cur.execute(
-                "INSERT OR IGNORE INTO settings (hub, key, value) VALUES (?,?,?)", (self.hub, key, value)
+                "INSERT OR IGNORE INTO settings (hub, key, value) VALUES (?,?,?)",
+                (self.hub, key, value),
             )
             return str(
                 cur.execute(
