@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 
-class OrchestrationRuntimeStatus(str, enum.Enum):
+class OrchestrationRuntimeStatus(str, enum.Enum):  # noqa: UP042 - keep str() == value
     """The lifecycle states of an orchestration instance (Durable Functions names)."""
 
     Pending = "Pending"

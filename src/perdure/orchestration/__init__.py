@@ -1,1 +1,1 @@
-"""The replay engine. Pure: no I/O, clock or randomness; time comes from OrchestratorStarted events."""
+"""The replay engine. Pure: no I/O, clock or randomness; time comes from OrchestratorStarted."""

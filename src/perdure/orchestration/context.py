@@ -62,7 +62,7 @@ class ReplaySafeLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
         super().__init__(logger, {})
         self._context = context
 
-    def isEnabledFor(self, level: int) -> bool:  # noqa: N802 - logging's own name
+    def isEnabledFor(self, level: int) -> bool:
         return not self._context.is_replaying and self.logger.isEnabledFor(level)
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
@@ -228,25 +228,23 @@ class DurableOrchestrationContext:
         if not isinstance(options, RetryOptions):
             options = _coerce_retry_options(options)
         opts = options
-        first_failure: list[datetime] = []
+        # As in .NET's RetryInterceptor and durabletask's RetryableTask, the retry
+        # timeout counts from the first attempt's start, on orchestration time.
+        first_attempt_at = self.current_utc_datetime
 
         def schedule_delay(attempt_number: int, failed: Task) -> Task | None:
             error = failed.exception
             assert error is not None
             now = self.current_utc_datetime
-            if not first_failure:
-                first_failure.append(now)
             if attempt_number >= opts.max_number_of_attempts:
                 return None
             if opts.handle is not None and not opts.handle(error):
                 return None
+            if opts.retry_timeout_in_milliseconds is not None and now >= first_attempt_at + (
+                timedelta(milliseconds=opts.retry_timeout_in_milliseconds)
+            ):
+                return None
             delay = opts.delay_for(attempt_number)
-            if opts.retry_timeout_in_milliseconds is not None:
-                deadline = first_failure[0] + timedelta(
-                    milliseconds=opts.retry_timeout_in_milliseconds
-                )
-                if now + delay > deadline:
-                    return None
             retry_of = failed.task_id if isinstance(failed, CompletableTask) else -1
             return self._timer(now + delay, site, retry_of=retry_of)
 

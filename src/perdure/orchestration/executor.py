@@ -254,7 +254,7 @@ class OrchestrationRuntime:
         ctx._parent_instance_id = event.parent_instance_id
         try:
             produced = self._fn(ctx)
-        except BaseException as exc:  # noqa: BLE001 - user code: any error fails the instance
+        except BaseException as exc:
             self._fail_from_user(exc)
             return
         if inspect.isgenerator(produced):
@@ -288,7 +288,7 @@ class OrchestrationRuntime:
             return
         try:
             value = codec.decode(event.result)
-        except Exception as exc:  # noqa: BLE001 - corrupt payloads surface in the orchestrator
+        except Exception as exc:
             task._fail(exc)
         else:
             task._complete(value)
@@ -348,7 +348,7 @@ class OrchestrationRuntime:
             except StopIteration as stop:
                 self._succeed(stop.value)
                 return
-            except BaseException as exc:  # noqa: BLE001 - user code: any error fails the instance
+            except BaseException as exc:
                 self._fail_from_user(exc)
                 return
             if self._can is not None:
@@ -377,7 +377,7 @@ class OrchestrationRuntime:
             return
         try:
             text = codec.encode(value, f"output of orchestrator {self.context.name!r}")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self._fail_from_user(exc)
             return
         self._finish(Status.Completed, text, None)
@@ -387,7 +387,9 @@ class OrchestrationRuntime:
         message = f"Orchestrator function {self.context.name!r} failed: {failure}"
         self._finish(Status.Failed, codec.encode(message), failure)
 
-    def _finish(self, status: Status, output: str | None, failure: ev.FailureDetails | None) -> None:
+    def _finish(
+        self, status: Status, output: str | None, failure: ev.FailureDetails | None
+    ) -> None:
         if self._done is None:
             self._done = (status, output, failure)
             if self._gen is not None:

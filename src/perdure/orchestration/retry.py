@@ -1,4 +1,4 @@
-"""RetryOptions and the back-off arithmetic (first × coefficient^(n-1), capped)."""
+"""RetryOptions and the back-off arithmetic (first * coefficient^(n-1), capped)."""
 
 from __future__ import annotations
 
@@ -20,8 +20,9 @@ class RetryOptions:
         max_number_of_attempts: total attempts, the first one included (>= 1).
         backoff_coefficient: each further delay is multiplied by this (>= 1, default 1).
         max_retry_interval_in_milliseconds: cap on a single delay (default: none).
-        retry_timeout_in_milliseconds: give up once this much orchestration time has
-            passed since the first attempt failed (default: none).
+        retry_timeout_in_milliseconds: no retry is scheduled for a failure that comes
+            this much orchestration time or more after the first attempt started
+            (default: none), as in .NET's RetryOptions.RetryTimeout.
         handle: optional predicate on the error; return False to fail without retrying.
 
     >>> opts = RetryOptions(1000, 3, backoff_coefficient=2.0)
@@ -48,7 +49,8 @@ class RetryOptions:
             and self.max_retry_interval_in_milliseconds <= 0
         ):
             raise ValidationError("max_retry_interval_in_milliseconds must be greater than 0")
-        if self.retry_timeout_in_milliseconds is not None and self.retry_timeout_in_milliseconds <= 0:
+        timeout = self.retry_timeout_in_milliseconds
+        if timeout is not None and timeout <= 0:
             raise ValidationError("retry_timeout_in_milliseconds must be greater than 0")
 
     def delay_for(self, retry_number: int) -> timedelta:

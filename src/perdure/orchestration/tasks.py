@@ -107,7 +107,7 @@ class TimerTask(CompletableTask):
 class WhenAllTask(Task):
     """Completes with every child's result, in order; fails as soon as one child fails."""
 
-    __slots__ = ("children", "_pending")
+    __slots__ = ("_pending", "children")
 
     def __init__(self, children: Sequence[Task]) -> None:
         super().__init__()
@@ -137,7 +137,7 @@ class WhenAllTask(Task):
 
 
 class WhenAnyTask(Task):
-    """Completes with the first child to finish (the Task object itself, as in Durable Functions)."""
+    """Completes with the first child to finish: the Task itself, as in Durable Functions."""
 
     __slots__ = ("children",)
 
