@@ -1,0 +1,1 @@
+"""PostgreSQL backend (``pip install 'perdure[postgres]'``): scale-out across hosts."""

@@ -1,0 +1,829 @@
+"""PostgreSQL backend: many worker processes on many hosts share one task hub.
+
+Same tables and meaning as the SQLite store (see ``migrations/``), plus what a shared
+server needs: ``FOR UPDATE SKIP LOCKED`` so workers never queue behind each other's
+leases, lease times from the database clock (hosts' clocks may disagree), LISTEN/NOTIFY
+wake-ups, and statements batched over arrays so a group commit of N checkpoints costs
+two round trips, not N.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime
+from typing import Any, TypeVar
+
+import psycopg
+from psycopg_pool import ConnectionPool
+
+from perdure.errors import InstanceAlreadyExistsError
+from perdure.model.events import FailureDetails, HistoryEvent, event_from_json, event_to_json
+from perdure.model.status import ACTIVE_STATUSES, TERMINAL_STATUSES
+from perdure.model.status import OrchestrationRuntimeStatus as Status
+from perdure.store.base import (
+    ActivityResult,
+    ActivityWorkItem,
+    Checkpoint,
+    InstanceQuery,
+    InstanceRecord,
+    Message,
+    NewInstance,
+    OrchestrationWorkItem,
+)
+from perdure.store.migrate import load_migrations
+from perdure.store.postgres.notify import ChangeListener, channel_name
+from perdure.store.sqlite.store import decode_token, dt, encode_token, ts
+
+log = logging.getLogger("perdure.store.postgres")
+
+T = TypeVar("T")
+Conn = psycopg.Connection[tuple[Any, ...]]
+
+_INSTANCE_COLUMNS = (
+    "instance_id, name, execution_id, status, input, output, failure, custom_status, "
+    "created_at, updated_at, completed_at, parent_instance_id, history_length"
+)
+_TERMINAL = [s.value for s in TERMINAL_STATUSES]
+_NOW = "extract(epoch from now())"  # the database clock: one time source for every host
+# Any 64-bit constant works; it only has to be the same in every perdure process.
+_MIGRATION_LOCK = 0x70657264757265  # "perdure"
+_RETRIES = 3  # extra attempts after a connection error that provably committed nothing
+_PURGE_BATCH = 500
+
+
+def _failure_to_text(f: FailureDetails | None) -> str | None:
+    return None if f is None else json.dumps([f.error_type, f.message, f.stack_trace])
+
+
+def _failure_from_text(text: str | None) -> FailureDetails | None:
+    return None if text is None else FailureDetails(*json.loads(text))
+
+
+def _record(row: Sequence[Any]) -> InstanceRecord:
+    return InstanceRecord(
+        instance_id=row[0],
+        name=row[1],
+        execution_id=row[2],
+        status=Status(row[3]),
+        input=row[4],
+        output=row[5],
+        failure=_failure_from_text(row[6]),
+        custom_status=row[7],
+        created_at=dt(row[8]),  # type: ignore[arg-type]
+        updated_at=dt(row[9]),  # type: ignore[arg-type]
+        completed_at=dt(row[10]),
+        parent_instance_id=row[11],
+        history_length=row[12],
+    )
+
+
+def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Transpose rows into one list per column: the arrays that ``unnest`` turns back."""
+    cols: list[list[Any]] = [[] for _ in range(width)]
+    for row in rows:
+        for col, value in zip(cols, row, strict=True):
+            col.append(value)
+    return cols
+
+
+class PostgresStore:
+    """The scale-out store.
+
+    Args:
+        url: a libpq URL, ``postgresql://user:password@host:5432/dbname``.
+        hub: the task hub; hubs share the database but never see each other's rows.
+        min_size / max_size: bounds of the connection pool.
+        timeout: seconds to wait for a pooled connection before an operation fails.
+
+    >>> store = PostgresStore("postgresql://app@db/perdure", hub="orders")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        url: str,
+        hub: str = "default",
+        *,
+        min_size: int = 1,
+        max_size: int = 10,
+        timeout: float = 10.0,
+    ) -> None:
+        self.url = url
+        self.hub = hub
+        self._listeners: list[Callable[[], None]] = []
+        self._token = uuid.uuid4().hex  # tells our own notifications apart from others'
+        self._channel = channel_name(hub)
+        # A direct first connection gives a clear error for a bad URL or password;
+        # a pool would only report a timeout.
+        with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
+            self._migrate(conn)
+        self._pool: ConnectionPool[Conn] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            timeout=timeout,
+            open=False,
+            kwargs={"autocommit": True, "connect_timeout": 10},
+            name=f"perdure-{hub}",
+        )
+        self._pool.open(wait=False)
+        self._watcher = ChangeListener(url, self._channel, self._token)
+
+    # infrastructure ----------------------------------------------------------
+    def _migrate(self, conn: Conn) -> None:
+        """Apply pending numbered migrations, serialized across processes by an advisory
+        lock held for the transaction (so concurrent starters wait, then find them done)."""
+        pending = load_migrations("perdure.store.postgres.migrations")
+        if self._applied(conn) >= {v for v, _, _ in pending}:
+            return  # the common start-up: no lock, no DDL rights needed
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("CREATE SCHEMA IF NOT EXISTS perdure")
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS perdure.schema_version (version integer PRIMARY KEY,"
+                " name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done = self._applied(conn)
+            for version, name, script in pending:
+                if version in done:
+                    continue
+                conn.execute(script.encode())  # no parameters: a multi-statement script
+                conn.execute(
+                    "INSERT INTO perdure.schema_version (version, name) VALUES (%s, %s)",
+                    (version, name),
+                )
+                log.info("applied PostgreSQL migration %s", name)
+
+    @staticmethod
+    def _applied(conn: Conn) -> set[int]:
+        row = conn.execute("SELECT to_regclass('perdure.schema_version') IS NOT NULL").fetchone()
+        if not row or not row[0]:
+            return set()
+        return {r[0] for r in conn.execute("SELECT version FROM perdure.schema_version")}
+
+    def migrate(self) -> None:
+        """Apply pending migrations (they also run when the store opens)."""
+        with self._pool.connection() as conn:
+            self._migrate(conn)
+
+    def _run(self, body: Callable[[Conn], T], *, transaction: bool = True) -> T:
+        """Run ``body`` on a pooled connection, in one transaction (pipelined: statements
+        whose results are not read go out together), or in autocommit mode.
+
+        A connection error is retried when it provably committed nothing: raised before
+        COMMIT was sent, or by an autocommit body, whose statements are all idempotent.
+        An error during COMMIT is ambiguous and propagates (the worker loop retries).
+        """
+        delay = 0.05
+        for attempt in range(_RETRIES + 1):
+            committing = False
+            try:
+                with self._pool.connection() as conn:
+                    if not transaction:
+                        return body(conn)
+                    with conn.pipeline(), conn.transaction():
+                        result = body(conn)
+                        committing = True
+                    return result
+            except psycopg.OperationalError as exc:
+                if committing or attempt == _RETRIES:
+                    raise
+                log.warning("database connection failed (%s); retrying in %.2fs", exc, delay)
+                self._pool.check()  # drop every dead idle connection, not one per retry
+                time.sleep(delay)
+                delay *= 4
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _notify_tx(self, conn: Conn) -> None:
+        """Wake other processes when this transaction commits (identical ones coalesce)."""
+        conn.execute("SELECT pg_notify(%s, %s)", (self._channel, self._token))
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        self._listeners.append(callback)
+
+    def _changed(self) -> None:
+        for callback in self._listeners:
+            callback()
+
+    def wait_for_change(self, timeout: float) -> bool:
+        """Block on LISTEN until another process commits work, or ``timeout`` s pass."""
+        return self._watcher.wait(timeout)
+
+    def close(self) -> None:
+        self._watcher.close()
+        self._pool.close()
+
+    # shared transaction pieces -------------------------------------------------
+    def _insert_messages_tx(
+        self, conn: Conn, messages: list[Message], created_at: list[float], *, check: bool = True
+    ) -> None:
+        """Insert inbox rows in list order. With ``check``, only for existing instances: a
+        message to an unknown ID is dropped, not orphaned (the key-share lock keeps a
+        concurrent purge from deleting the target before we commit)."""
+        if not messages:
+            return
+        cols = _columns(
+            (
+                (
+                    m.instance_id,
+                    m.execution_id,
+                    m.event.event_type,
+                    event_to_json(m.event),
+                    ts(m.visible_at) if m.visible_at else 0.0,
+                    at,
+                )
+                for m, at in zip(messages, created_at, strict=True)
+            ),
+            6,
+        )
+        exists = (
+            " WHERE EXISTS (SELECT 1 FROM perdure.instances i"
+            " WHERE i.hub = %s AND i.instance_id = m.instance_id FOR KEY SHARE)"
+            if check
+            else ""
+        )
+        conn.execute(
+            "INSERT INTO perdure.inbox"
+            " (hub, instance_id, execution_id, event_type, data, visible_at, created_at)"
+            " SELECT %s, m.instance_id, m.execution_id, m.event_type, m.data, m.visible_at,"
+            " m.created_at FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
+            " %s::float8[], %s::float8[]) WITH ORDINALITY"
+            " AS m(instance_id, execution_id, event_type, data, visible_at, created_at, ord)"
+            f"{exists} ORDER BY m.ord",
+            [self.hub, *cols, *([self.hub] if check else [])],
+        )
+
+    def _delete_instance_data_tx(self, conn: Conn, ids: list[str]) -> None:
+        """Delete history, inbox and tasks of ``ids`` (the instance rows stay)."""
+        for table in ("history", "inbox", "tasks"):
+            conn.execute(
+                f"DELETE FROM perdure.{table} WHERE hub = %s AND instance_id = ANY(%s::text[])",
+                (self.hub, ids),
+            )
+
+    def _create_tx(
+        self, conn: Conn, news: list[NewInstance], dedupe: frozenset[Status]
+    ) -> list[tuple[NewInstance, Status]]:
+        """Create instances with their ExecutionStarted; return those refused by ``dedupe``
+        with the status that refused them. Other existing instances are replaced."""
+        by_id = {n.instance_id: n for n in news}
+        started: list[NewInstance] = []
+        refused: list[tuple[NewInstance, Status]] = []
+        pending = list(news)
+        for _ in range(3):  # a row purged between our two looks is simply inserted again
+            if not pending:
+                break
+            cols = _columns(
+                (
+                    (n.instance_id, n.name, n.execution_id, n.start.input,
+                     n.start.parent_instance_id, ts(n.created_at))
+                    for n in pending
+                ),
+                6,
+            )
+            # Insert-or-skip first: two creators of one ID then queue on the row instead
+            # of one failing with a unique violation.
+            inserted = {
+                r[0]
+                for r in conn.execute(
+                    "INSERT INTO perdure.instances (hub, instance_id, name, execution_id, status,"
+                    " input, created_at, updated_at, parent_instance_id)"
+                    " SELECT %s, v.instance_id, v.name, v.execution_id, 'Pending', v.input,"
+                    " v.created_at, v.created_at, v.parent FROM unnest(%s::text[], %s::text[],"
+                    " %s::text[], %s::text[], %s::text[], %s::float8[])"
+                    " AS v(instance_id, name, execution_id, input, parent, created_at)"
+                    " ON CONFLICT (hub, instance_id) DO NOTHING RETURNING instance_id",
+                    [self.hub, *cols],
+                ).fetchall()
+            }
+            started += [n for n in pending if n.instance_id in inserted]
+            rest = [n.instance_id for n in pending if n.instance_id not in inserted]
+            if not rest:
+                break
+            existing = {
+                r[0]: Status(r[1])
+                for r in conn.execute(
+                    "SELECT instance_id, status FROM perdure.instances"
+                    " WHERE hub = %s AND instance_id = ANY(%s::text[]) FOR UPDATE",
+                    (self.hub, rest),
+                ).fetchall()
+            }
+            replace = [by_id[i] for i, s in existing.items() if s not in dedupe]
+            refused += [(by_id[i], s) for i, s in existing.items() if s in dedupe]
+            if replace:
+                self._delete_instance_data_tx(conn, [n.instance_id for n in replace])
+                cols = _columns(
+                    (
+                        (n.instance_id, n.name, n.execution_id, n.start.input,
+                         n.start.parent_instance_id, ts(n.created_at))
+                        for n in replace
+                    ),
+                    6,
+                )
+                conn.execute(
+                    "UPDATE perdure.instances i SET name = v.name, execution_id = v.execution_id,"
+                    " status = 'Pending', input = v.input, output = NULL, failure = NULL,"
+                    " custom_status = NULL, created_at = v.created_at, updated_at = v.created_at,"
+                    " completed_at = NULL, parent_instance_id = v.parent, history_length = 0,"
+                    " lock_owner = NULL, lock_expires = 0"
+                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+                    " %s::float8[])"
+                    " AS v(instance_id, name, execution_id, input, parent, created_at)"
+                    " WHERE i.hub = %s AND i.instance_id = v.instance_id",
+                    [*cols, self.hub],
+                )
+                started += replace
+            pending = [by_id[i] for i in rest if i not in existing]
+        self._insert_messages_tx(
+            conn,
+            [Message(n.instance_id, n.start, n.execution_id) for n in started],
+            [ts(n.created_at) or 0.0 for n in started],
+            check=False,  # the rows were created or locked by this transaction
+        )
+        return refused
+
+    # client side ------------------------------------------------------------
+    def create_instance(self, new: NewInstance, dedupe: frozenset[Status]) -> None:
+        def body(conn: Conn) -> None:
+            refused = self._create_tx(conn, [new], dedupe)
+            if refused:
+                status = refused[0][1].value
+                raise InstanceAlreadyExistsError(
+                    new.instance_id,
+                    status,
+                    f"an instance with ID {new.instance_id!r} already exists and is {status}",
+                )
+            self._notify_tx(conn)
+
+        self._run(body)
+        self._changed()
+
+    def enqueue_if(self, message: Message, allowed: frozenset[Status]) -> Status | None:
+        def body(conn: Conn) -> Status | None:
+            # FOR SHARE: the status cannot change (a checkpoint waits) until we commit.
+            row = conn.execute(
+                "SELECT status FROM perdure.instances WHERE hub = %s AND instance_id = %s"
+                " FOR SHARE",
+                (self.hub, message.instance_id),
+            ).fetchone()
+            if row is None:
+                return None
+            status = Status(row[0])
+            if status in allowed:
+                self._insert_messages_tx(conn, [message], [time.time()], check=False)
+                self._notify_tx(conn)
+            return status
+
+        status = self._run(body)
+        if status is not None and status in allowed:
+            self._changed()
+        return status
+
+    def _statement(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
+        def body(conn: Conn) -> list[Any]:
+            return conn.execute(query, params).fetchall()
+
+        return self._run(body, transaction=False)
+
+    def get_instance(self, instance_id: str) -> InstanceRecord | None:
+        rows = self._statement(
+            f"SELECT {_INSTANCE_COLUMNS} FROM perdure.instances"
+            " WHERE hub = %s AND instance_id = %s",
+            (self.hub, instance_id),
+        )
+        return _record(rows[0]) if rows else None
+
+    def get_history(self, instance_id: str) -> list[HistoryEvent]:
+        rows = self._statement(
+            "SELECT h.event_type, h.data FROM perdure.history h JOIN perdure.instances i"
+            " ON i.hub = h.hub AND i.instance_id = h.instance_id"
+            " AND i.execution_id = h.execution_id"
+            " WHERE i.hub = %s AND i.instance_id = %s ORDER BY h.seq",
+            (self.hub, instance_id),
+        )
+        return [event_from_json(t, d) for t, d in rows]
+
+    def _where(self, q: InstanceQuery) -> tuple[str, list[Any]]:
+        clauses: list[str] = ["hub = %s"]
+        params: list[Any] = [self.hub]
+        if q.created_from is not None:
+            clauses.append("created_at >= %s")
+            params.append(ts(q.created_from))
+        if q.created_to is not None:
+            clauses.append("created_at <= %s")
+            params.append(ts(q.created_to))
+        if q.statuses:
+            clauses.append("status = ANY(%s::text[])")
+            params.append(sorted(s.value for s in q.statuses))
+        if q.instance_id_prefix:
+            clauses.append("starts_with(instance_id, %s)")
+            params.append(q.instance_id_prefix)
+        if q.name:
+            clauses.append("name = %s")
+            params.append(q.name)
+        return " AND ".join(clauses), params
+
+    def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
+        where, params = self._where(query)
+        op, order = ("<", "DESC") if query.newest_first else (">", "ASC")
+        if query.continuation_token:
+            created_at, instance_id = decode_token(query.continuation_token)
+            where += f" AND (created_at {op} %s OR (created_at = %s AND instance_id {op} %s))"
+            params += [created_at, created_at, instance_id]
+        size = max(1, min(int(query.page_size), 1000))
+        rows = self._statement(
+            f"SELECT {_INSTANCE_COLUMNS} FROM perdure.instances WHERE {where}"
+            f" ORDER BY created_at {order}, instance_id {order} LIMIT %s",
+            [*params, size + 1],
+        )
+        token = None
+        if len(rows) > size:
+            rows = rows[:size]
+            token = encode_token(rows[-1][8], rows[-1][0])
+        return [_record(r) for r in rows], token
+
+    def count_by_status(self) -> dict[Status, int]:
+        rows = self._statement(
+            "SELECT status, count(*) FROM perdure.instances WHERE hub = %s GROUP BY status",
+            (self.hub,),
+        )
+        return {Status(s): n for s, n in rows}
+
+    def _purge_statement(self, victims: str) -> str:
+        """One statement deleting the instances selected by ``victims`` and all their rows."""
+        return (
+            "WITH v AS (DELETE FROM perdure.instances"
+            f" WHERE hub = %s AND instance_id IN ({victims})"
+            " RETURNING instance_id),"
+            " h AS (DELETE FROM perdure.history WHERE hub = %s"
+            " AND instance_id IN (SELECT instance_id FROM v)),"
+            " m AS (DELETE FROM perdure.inbox WHERE hub = %s"
+            " AND instance_id IN (SELECT instance_id FROM v)),"
+            " t AS (DELETE FROM perdure.tasks WHERE hub = %s"
+            " AND instance_id IN (SELECT instance_id FROM v))"
+            " SELECT count(*) FROM v"
+        )
+
+    def purge_instances(
+        self,
+        instance_ids: list[str] | None = None,
+        query: InstanceQuery | None = None,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        hub = self.hub
+        if instance_ids is not None:
+            statement = self._purge_statement("SELECT unnest(%s::text[])")
+            rows = self._statement(statement, [hub, list(instance_ids), hub, hub, hub])
+            return int(rows[0][0])
+        q = query or InstanceQuery()
+        statuses = frozenset(q.statuses or TERMINAL_STATUSES) & TERMINAL_STATUSES
+        if not statuses:
+            return 0
+        q = InstanceQuery(q.created_from, q.created_to, statuses, q.instance_id_prefix, q.name)
+        where, params = self._where(q)
+        statement = self._purge_statement(
+            f"SELECT instance_id FROM perdure.instances WHERE {where} LIMIT {_PURGE_BATCH}"
+        )
+        total = 0
+        while True:
+            n = int(self._statement(statement, [hub, *params, hub, hub, hub])[0][0])
+            total += n
+            if progress is not None and n:
+                progress(total)
+            if n < _PURGE_BATCH:
+                return total
+
+    # worker side ------------------------------------------------------------
+    def fetch_orchestration_work(
+        self, owner: str, now: datetime, limit: int, lease_seconds: float
+    ) -> list[OrchestrationWorkItem]:
+        visible = now.timestamp()
+        hub = self.hub
+
+        def body(conn: Conn) -> list[OrchestrationWorkItem]:
+            # Oldest waiting message first; rows another worker is leasing right now are
+            # skipped, not waited for. The lease re-check on the locked row version keeps
+            # a just-leased instance out.
+            records = [
+                _record(r)
+                for r in conn.execute(
+                    "WITH cand AS (SELECT i.instance_id FROM perdure.instances i"
+                    " JOIN (SELECT instance_id, min(id) AS first_id FROM perdure.inbox"
+                    " WHERE hub = %s AND visible_at <= %s GROUP BY instance_id) m"
+                    " ON m.instance_id = i.instance_id"
+                    f" WHERE i.hub = %s AND i.lock_expires < {_NOW}"
+                    " ORDER BY m.first_id LIMIT %s FOR UPDATE OF i SKIP LOCKED)"
+                    f" UPDATE perdure.instances i SET lock_owner = %s, lock_expires = {_NOW} + %s"
+                    " FROM cand WHERE i.hub = %s AND i.instance_id = cand.instance_id"
+                    f" RETURNING {', '.join('i.' + c for c in _INSTANCE_COLUMNS.split(', '))}",
+                    (hub, visible, hub, limit, owner, lease_seconds, hub),
+                ).fetchall()
+            ]
+            if not records:
+                return []
+            # A separate statement on purpose: it takes a fresh snapshot, so it cannot
+            # return messages that the previous lease holder consumed and committed
+            # while the statement above was running.
+            inbox: dict[str, list[Message]] = {r.instance_id: [] for r in records}
+            for mid, iid, eid, etype, data in conn.execute(
+                "SELECT id, instance_id, execution_id, event_type, data FROM perdure.inbox"
+                " WHERE hub = %s AND instance_id = ANY(%s::text[]) AND visible_at <= %s"
+                " ORDER BY id",
+                (hub, list(inbox), visible),
+            ).fetchall():
+                inbox[iid].append(Message(iid, event_from_json(etype, data), eid, None, mid))
+            return [OrchestrationWorkItem(r, inbox[r.instance_id]) for r in records]
+
+        items = self._run(body)
+        first_id = {it.instance.instance_id: (it.messages[0].id if it.messages else 0)
+                    for it in items}
+        items.sort(key=lambda it: first_id[it.instance.instance_id])
+        return items
+
+    def load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
+        rows = self._statement(
+            "SELECT event_type, data FROM perdure.history"
+            " WHERE hub = %s AND instance_id = %s AND execution_id = %s ORDER BY seq",
+            (self.hub, instance_id, execution_id),
+        )
+        return [event_from_json(t, d) for t, d in rows]
+
+    def commit_checkpoints(
+        self, owner: str, checkpoints: list[Checkpoint], now: datetime
+    ) -> list[str]:
+        if not checkpoints:
+            return []
+        stamp = now.timestamp()
+        # The batch path applies each kind of change for all checkpoints at once. That is
+        # only the same as applying them one by one when no checkpoint creates an instance
+        # that another one in the batch touches; otherwise go one by one, in order.
+        groups = [checkpoints] if _independent(checkpoints) else [[cp] for cp in checkpoints]
+
+        def body(conn: Conn) -> list[str]:
+            lost: list[str] = []
+            wake = False
+            for group in groups:
+                group_lost, group_wake = self._commit_group_tx(conn, owner, group, stamp)
+                lost += group_lost
+                wake = wake or group_wake
+            if wake:
+                self._notify_tx(conn)
+            return lost
+
+        lost = self._run(body)
+        self._changed()
+        return lost
+
+    def _commit_group_tx(
+        self, conn: Conn, owner: str, cps: list[Checkpoint], stamp: float
+    ) -> tuple[list[str], bool]:
+        hub = self.hub
+        rows = []
+        for cp in cps:
+            new_exec = cp.new_execution
+            if new_exec is not None:
+                length = 0
+            elif cp.replace_history:
+                length = len(cp.history)
+            else:
+                length = cp.history_length + len(cp.history)
+            rows.append((
+                cp.instance_id, cp.status.value, cp.output, _failure_to_text(cp.failure),
+                cp.custom_status, stamp if cp.status in TERMINAL_STATUSES else None, length,
+                new_exec.execution_id if new_exec else cp.execution_id,
+                new_exec.input if new_exec else None,
+                cp.execution_id, cp.history_length,
+            ))
+        # The fence: only rows still leased by us, unexpired, at the generation and
+        # history length the episode started from. One statement for the whole batch.
+        won = {
+            r[0]
+            for r in conn.execute(
+                "UPDATE perdure.instances i SET status = v.status, output = v.output,"
+                " failure = v.failure, custom_status = v.custom_status, updated_at = %s,"
+                " completed_at = v.completed_at, history_length = v.new_length,"
+                " execution_id = v.new_execution_id, input = COALESCE(v.new_input, i.input),"
+                " lock_owner = NULL, lock_expires = 0"
+                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+                " %s::float8[], %s::int[], %s::text[], %s::text[], %s::text[], %s::int[])"
+                " AS v(instance_id, status, output, failure, custom_status, completed_at,"
+                " new_length, new_execution_id, new_input, execution_id, history_length)"
+                " WHERE i.hub = %s AND i.instance_id = v.instance_id AND i.lock_owner = %s"
+                f" AND i.lock_expires >= {_NOW} AND i.execution_id = v.execution_id"
+                " AND i.history_length = v.history_length RETURNING i.instance_id",
+                [stamp, *_columns(rows, 11), hub, owner],
+            ).fetchall()
+        }
+        lost = [cp.instance_id for cp in cps if cp.instance_id not in won]
+        done = [cp for cp in cps if cp.instance_id in won]
+        if not done:
+            return lost, False
+
+        reset = [
+            cp.instance_id for cp in done if cp.new_execution is not None or cp.replace_history
+        ]
+        if reset:
+            conn.execute(
+                "DELETE FROM perdure.history WHERE hub = %s AND instance_id = ANY(%s::text[])",
+                (hub, reset),
+            )
+        history = [
+            (cp.instance_id, cp.execution_id, (0 if cp.replace_history else cp.history_length) + n,
+             e.event_type, event_to_json(e))
+            for cp in done if cp.new_execution is None
+            for n, e in enumerate(cp.history)
+        ]
+        if history:
+            # The primary key makes a second writer of the same positions fail here.
+            conn.execute(
+                "INSERT INTO perdure.history"
+                " (hub, instance_id, execution_id, seq, event_type, data) SELECT %s, *"
+                " FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[])",
+                [hub, *_columns(history, 5)],
+            )
+        consumed = [i for cp in done for i in cp.consumed]
+        if consumed:
+            conn.execute(
+                "DELETE FROM perdure.inbox WHERE hub = %s AND id = ANY(%s::bigint[])",
+                (hub, consumed),
+            )
+        finished = [cp.instance_id for cp in done if cp.status in TERMINAL_STATUSES]
+        if finished:
+            # Pending timers and results for a finished instance can never matter.
+            conn.execute(
+                "DELETE FROM perdure.inbox WHERE hub = %s AND instance_id = ANY(%s::text[])"
+                " AND event_type IN ('TimerFired', 'TaskCompleted', 'TaskFailed')",
+                (hub, finished),
+            )
+        messages = [m for cp in done for m in cp.messages]
+        self._insert_messages_tx(conn, messages, [stamp] * len(messages))
+        tasks = [
+            (t.instance_id, t.execution_id, t.task_id, t.name, t.input)
+            for cp in done for t in cp.tasks
+        ]
+        if tasks:
+            conn.execute(
+                "INSERT INTO perdure.tasks (hub, instance_id, execution_id, task_id, name, input,"
+                " created_at) SELECT %s, v.*, %s FROM unnest(%s::text[], %s::text[], %s::int[],"
+                " %s::text[], %s::text[]) AS v",
+                [hub, stamp, *_columns(tasks, 5)],
+            )
+        subs = [s for cp in done for s in cp.sub_orchestrations]
+        if subs:
+            refused = self._create_tx(conn, [s.child for s in subs], ACTIVE_STATUSES)
+            refused_ids = {n.instance_id for n, _ in refused}
+            conflicts = [s.on_conflict for s in subs if s.child.instance_id in refused_ids]
+            self._insert_messages_tx(conn, conflicts, [stamp] * len(conflicts))
+        return lost, bool(messages or tasks or subs)
+
+    def release_instances(self, owner: str, instance_ids: list[str]) -> None:
+        if not instance_ids:
+            return
+        self._statement(
+            "WITH r AS (UPDATE perdure.instances SET lock_owner = NULL, lock_expires = 0"
+            " WHERE hub = %s AND instance_id = ANY(%s::text[]) AND lock_owner = %s RETURNING 1)"
+            " SELECT (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM r))",
+            (self.hub, instance_ids, owner, self._channel, self._token),
+        )
+
+    def fetch_activity_work(
+        self, owner: str, limit: int, lease_seconds: float
+    ) -> list[ActivityWorkItem]:
+        hub = self.hub
+        rows = self._statement(
+            "WITH cand AS (SELECT id FROM perdure.tasks"
+            f" WHERE hub = %s AND lock_expires < {_NOW} ORDER BY lock_expires, id LIMIT %s"
+            " FOR UPDATE SKIP LOCKED)"
+            f" UPDATE perdure.tasks t SET lock_owner = %s, lock_expires = {_NOW} + %s,"
+            " dequeue_count = t.dequeue_count + 1 FROM cand WHERE t.id = cand.id"
+            " RETURNING t.id, t.instance_id, t.execution_id, t.task_id, t.name, t.input,"
+            " t.dequeue_count",
+            (hub, limit, owner, lease_seconds),
+        )
+        rows.sort(key=lambda r: r[0])
+        return [
+            ActivityWorkItem(r[1], r[2], r[3], r[4], r[5], id=r[0], dequeue_count=r[6])
+            for r in rows
+        ]
+
+    def complete_activities(self, owner: str, results: list[ActivityResult], now: datetime) -> int:
+        if not results:
+            return 0
+        stamp = now.timestamp()
+        cols = _columns(
+            (
+                (r.item.id, r.item.instance_id, r.item.execution_id, r.event.event_type,
+                 event_to_json(r.event))
+                for r in results
+            ),
+            5,
+        )
+        hub = self.hub
+        # One statement: delete the tasks still leased by us (a task another worker took
+        # over is skipped, its result discarded), enqueue the results of exactly those,
+        # into existing instances only, and notify if anything was accepted.
+        rows = self._statement(
+            "WITH r AS (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[],"
+            " %s::text[]) WITH ORDINALITY"
+            " AS r(id, instance_id, execution_id, event_type, data, ord)),"
+            " done AS (DELETE FROM perdure.tasks t USING r"
+            " WHERE t.hub = %s AND t.id = r.id AND t.lock_owner = %s RETURNING t.id),"
+            " ins AS (INSERT INTO perdure.inbox (hub, instance_id, execution_id, event_type, data,"
+            " visible_at, created_at) SELECT %s, r.instance_id, r.execution_id, r.event_type,"
+            " r.data, 0, %s FROM r WHERE r.id IN (SELECT id FROM done) AND EXISTS"
+            " (SELECT 1 FROM perdure.instances i WHERE i.hub = %s AND i.instance_id = r.instance_id"
+            " FOR KEY SHARE) ORDER BY r.ord)"
+            " SELECT (SELECT count(*) FROM done),"
+            " (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM done))",
+            [*cols, hub, owner, hub, stamp, hub, self._channel, self._token],
+        )
+        accepted = int(rows[0][0])
+        if accepted:
+            self._changed()
+        return accepted
+
+    def renew_activity_leases(self, owner: str, ids: list[int], lease_seconds: float) -> None:
+        if not ids:
+            return
+        self._run(
+            lambda conn: conn.execute(
+                f"UPDATE perdure.tasks SET lock_expires = {_NOW} + %s"
+                " WHERE hub = %s AND id = ANY(%s::bigint[]) AND lock_owner = %s",
+                (lease_seconds, self.hub, ids, owner),
+            ),
+            transaction=False,
+        )
+
+    def lock_owners(self) -> set[str]:
+        rows = self._statement(
+            "SELECT lock_owner FROM perdure.instances WHERE hub = %s AND lock_owner IS NOT NULL"
+            f" AND lock_expires >= {_NOW}"
+            " UNION SELECT lock_owner FROM perdure.tasks WHERE hub = %s AND lock_owner IS NOT NULL"
+            f" AND lock_expires >= {_NOW}",
+            (self.hub, self.hub),
+        )
+        return {r[0] for r in rows}
+
+    def release_owner(self, owner: str) -> int:
+        rows = self._statement(
+            "WITH a AS (UPDATE perdure.instances SET lock_owner = NULL, lock_expires = 0"
+            " WHERE hub = %s AND lock_owner = %s RETURNING 1),"
+            " b AS (UPDATE perdure.tasks SET lock_owner = NULL, lock_expires = 0"
+            " WHERE hub = %s AND lock_owner = %s RETURNING 1)"
+            " SELECT (SELECT count(*) FROM a) + (SELECT count(*) FROM b),"
+            " (SELECT pg_notify(%s, %s)"
+            " WHERE EXISTS (SELECT 1 FROM a) OR EXISTS (SELECT 1 FROM b))",
+            (self.hub, owner, self.hub, owner, self._channel, self._token),
+        )
+        n = int(rows[0][0])
+        if n:
+            self._changed()
+        return n
+
+    def next_visible_at(self, after: datetime) -> datetime | None:
+        rows = self._statement(
+            "SELECT min(visible_at) FROM perdure.inbox WHERE hub = %s AND visible_at > %s",
+            (self.hub, after.timestamp()),
+        )
+        return dt(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def get_setting(self, key: str) -> str | None:
+        rows = self._statement(
+            "SELECT value FROM perdure.settings WHERE hub = %s AND key = %s", (self.hub, key)
+        )
+        return rows[0][0] if rows else None
+
+    def set_setting_if_absent(self, key: str, value: str) -> str:
+        def body(conn: Conn) -> str:
+            conn.execute(
+                "INSERT INTO perdure.settings (hub, key, value) VALUES (%s, %s, %s)"
+                " ON CONFLICT (hub, key) DO NOTHING",
+                (self.hub, key, value),
+            )
+            # A second statement: a fresh snapshot sees a concurrent winner's row.
+            row = conn.execute(
+                "SELECT value FROM perdure.settings WHERE hub = %s AND key = %s", (self.hub, key)
+            ).fetchone()
+            assert row is not None
+            return str(row[0])
+
+        return self._run(body)
+
+
+def _independent(cps: list[Checkpoint]) -> bool:
+    """True if applying the checkpoints as one batch equals applying them in order."""
+    if len(cps) == 1:
+        return True
+    ids = [cp.instance_id for cp in cps]
+    if len(set(ids)) != len(ids):
+        return False
+    children = [s.child.instance_id for cp in cps for s in cp.sub_orchestrations]
+    if not children:
+        return True
+    if len(set(children)) != len(children):
+        return False
+    touched = set(ids) | {m.instance_id for cp in cps for m in cp.messages}
+    return touched.isdisjoint(children)
