@@ -37,7 +37,7 @@ def history_view(
     }
     rows: list[dict[str, Any]] = []
     for e in history:
-        if isinstance(e, (ev.OrchestratorStarted, ev.OrchestratorCompleted)):
+        if isinstance(e, (ev.OrchestratorStarted, ev.OrchestratorCompleted, ev.GenericEvent)):
             continue
         if isinstance(e, _SCHEDULING) and e.event_id in completed:
             continue

@@ -65,6 +65,15 @@ class EpisodeResult:
         )
 
 
+_RECORDED_ACTIONS = (
+    ev.TaskScheduled,
+    ev.TimerCreated,
+    ev.SubOrchestrationInstanceCreated,
+    ev.EventSent,
+)
+
+_REWIND_MARKERS = (ev.ExecutionRewound, ev.GenericEvent)
+
 _RESULT_EVENTS = (
     ev.TaskCompleted,
     ev.TaskFailed,
@@ -99,12 +108,14 @@ class OrchestrationRuntime:
         self._suspended = False
         self._done: tuple[Status, str | None, ev.FailureDetails | None] | None = None
         self._unreported = False
+        self._rewound = False
         self._can: tuple[str | None, bool] | None = None
         self.custom_status: str | None = None
         self._last_custom_status: str | None = None
         self.history_length = 0
         self._handlers: dict[type[ev.HistoryEvent], Callable[[Any], None]] = {
             ev.OrchestratorStarted: self._on_orchestrator_started,
+            ev.OrchestratorCompleted: self._on_orchestrator_completed,
             ev.ExecutionStarted: self._on_execution_started,
             ev.TaskScheduled: self._on_action_recorded,
             ev.TimerCreated: self._on_action_recorded,
@@ -152,11 +163,17 @@ class OrchestrationRuntime:
 
     def replay(self, history: Iterable[ev.HistoryEvent]) -> None:
         """Re-run the orchestrator through recorded history (``is_replaying`` is True)."""
+        history = list(history)
+        # A rewound history deliberately lacks the scheduling events of the work to
+        # re-run, so calls that the history does not record are expected there.
+        self._rewound = any(isinstance(e, _REWIND_MARKERS) for e in history)
         self.context.is_replaying = True
         try:
             for event in history:
                 self.history_length += 1
                 self._apply(event)
+                if isinstance(event, (ev.ExecutionCompleted, ev.ExecutionTerminated)):
+                    self._unreported = False  # the history already records the outcome
         finally:
             self.context.is_replaying = False
         self._last_custom_status = self.custom_status
@@ -225,6 +242,7 @@ class OrchestrationRuntime:
 
     def _apply(self, event: ev.HistoryEvent) -> None:
         if self._done is not None:
+            self._apply_after_finish(event)
             return
         if self._suspended and isinstance(event, _RESULT_EVENTS):
             self._suspended_events.append(event)
@@ -235,13 +253,53 @@ class OrchestrationRuntime:
         try:
             handler(event)
         except NonDeterminismError as exc:
-            failure = ev.FailureDetails("NonDeterminismError", str(exc))
-            self._finish(Status.Failed, codec.encode(str(failure)), failure)
-            self._unreported = True  # found during replay, yet still to be committed
+            self._fail_nondeterministic(exc)
+
+    def _apply_after_finish(self, event: ev.HistoryEvent) -> None:
+        assert self._done is not None
+        if isinstance(event, ev.EventRaised) and self._done[0] is Status.ContinuedAsNew:
+            # Arrived in the same batch, after continue_as_new: it belongs to the next
+            # generation, like any other event nobody consumed.
+            self._buffered.setdefault(event.name, deque()).append(event.input)
+        elif (
+            self._unreported
+            and isinstance(event, _RECORDED_ACTIONS)
+            and not _is_nondeterminism(self._done[2])
+        ):
+            # Replayed code finished, yet the history goes on to record a call it made:
+            # the code now makes fewer calls than it did (changed since the instance started).
+            try:
+                self._on_action_recorded(event)
+            except NonDeterminismError as exc:
+                self._done = None
+                self._fail_nondeterministic(exc)
+
+    def _fail_nondeterministic(self, exc: NonDeterminismError) -> None:
+        failure = ev.FailureDetails("NonDeterminismError", str(exc))
+        self._finish(Status.Failed, codec.encode(str(failure)), failure)
 
     # handlers ----------------------------------------------------------------
     def _on_orchestrator_started(self, event: ev.OrchestratorStarted) -> None:
         self.context.current_utc_datetime = event.timestamp
+
+    def _on_orchestrator_completed(self, event: ev.OrchestratorCompleted) -> None:
+        # Every call the code made during a recorded episode was recorded before its
+        # OrchestratorCompleted; one still pending means the code now makes extra calls.
+        if not self.context.is_replaying or self._rewound or not self._pending:
+            return
+        action, _task = next(iter(self._pending.values()))
+        raise NonDeterminismError(
+            f"non-deterministic orchestrator {self.context.name!r} ({self.instance_id}): "
+            f"the code now calls {describe(action)} at {action.call_site} as task "
+            f"{action.task_id}, but the history records no such call in that episode "
+            f"(code changed since the instance started?)"
+        )
+
+    def _code_position(self) -> str:
+        frame = getattr(self._gen, "gi_frame", None)
+        if frame is None:
+            return "had already returned"
+        return f"is at {frame.f_code.co_filename}:{frame.f_lineno}"
 
     def _on_execution_started(self, event: ev.ExecutionStarted) -> None:
         if self._started is not None:
@@ -270,7 +328,8 @@ class OrchestrationRuntime:
             raise NonDeterminismError(
                 f"non-deterministic orchestrator {self.context.name!r} ({self.instance_id}): "
                 f"the history records task {event.event_id} as {recorded}, but replaying the "
-                f"code made no call with that task ID (code changed since the instance started?)"
+                f"code made no call with that task ID; the orchestrator {self._code_position()} "
+                f"(code changed since the instance started?)"
             )
         action, _task = entry
         if not _matches(action, event):
@@ -392,8 +451,15 @@ class OrchestrationRuntime:
     ) -> None:
         if self._done is None:
             self._done = (status, output, failure)
+            # Finished while replaying recorded history: the outcome is still to be
+            # committed by the next episode (the history shows no ExecutionCompleted yet).
+            self._unreported = self.context.is_replaying
             if self._gen is not None:
                 self._gen.close()
+
+
+def _is_nondeterminism(failure: ev.FailureDetails | None) -> bool:
+    return failure is not None and failure.error_type == "NonDeterminismError"
 
 
 def _failure(exc: BaseException) -> ev.FailureDetails:
