@@ -6,6 +6,7 @@
 
 from perdure.app import App
 from perdure.client import DurableOrchestrationClient, SyncClient
+from perdure.entities.context import EntityContext
 from perdure.errors import (
     InstanceAlreadyExistsError,
     InstanceFinishedError,
@@ -19,6 +20,7 @@ from perdure.errors import (
     TimeoutError,
     ValidationError,
 )
+from perdure.model.entity_id import EntityId
 from perdure.model.events import FailureDetails
 from perdure.model.status import (
     DurableOrchestrationStatus,
@@ -27,7 +29,7 @@ from perdure.model.status import (
 )
 from perdure.orchestration.context import DurableOrchestrationContext
 from perdure.orchestration.retry import RetryOptions
-from perdure.orchestration.tasks import Task, TimerTask
+from perdure.orchestration.tasks import CriticalSection, Task, TimerTask
 from perdure.worker.activities import ActivityContext, current_activity
 
 __version__ = "0.1.0"
@@ -35,9 +37,12 @@ __version__ = "0.1.0"
 __all__ = [
     "ActivityContext",
     "App",
+    "CriticalSection",
     "DurableOrchestrationClient",
     "DurableOrchestrationContext",
     "DurableOrchestrationStatus",
+    "EntityContext",
+    "EntityId",
     "FailureDetails",
     "InstanceAlreadyExistsError",
     "InstanceFinishedError",

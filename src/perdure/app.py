@@ -96,6 +96,23 @@ class App:
 
         return register(fn) if fn is not None else register
 
+    @overload
+    def entity(self, fn: F) -> F: ...
+    @overload
+    def entity(self, fn: None = None, *, name: str | None = None) -> Callable[[F], F]: ...
+
+    def entity(self, fn: Any = None, *, name: str | None = None) -> Any:
+        """Register an entity function taking an EntityContext (``@app.entity``).
+
+        Entity names are case-insensitive; address one with ``perdure.EntityId(name, key)``.
+        """
+
+        def register(f: F) -> F:
+            self.registry.add_entity(f, name)
+            return f
+
+        return register(fn) if fn is not None else register
+
     # wiring ----------------------------------------------------------------
     @property
     def store(self) -> Store:
@@ -126,6 +143,7 @@ class App:
                 self.store,
                 self.registry.orchestrators,
                 self.registry.activities,
+                entities=self.registry.entities,
                 clock=self.clock,
                 **self.worker_options,
             )

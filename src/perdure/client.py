@@ -11,9 +11,11 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from perdure.entities.executor import EntityRecord
 from perdure.errors import (
     InstanceFinishedError,
     InstanceNotFoundError,
@@ -23,6 +25,7 @@ from perdure.errors import (
 )
 from perdure.model import codec
 from perdure.model import events as ev
+from perdure.model.entity_id import EntityId
 from perdure.model.history_view import history_view
 from perdure.model.ids import new_instance_id, validate_instance_id, validate_name
 from perdure.model.status import (
@@ -239,6 +242,87 @@ class SyncClient:
         query = InstanceQuery(created_time_from, created_time_to, _statuses(runtime_status))
         return PurgeHistoryResult(self.store.purge_instances(query=query, progress=progress))
 
+    # entities ------------------------------------------------------------------
+    def signal_entity(
+        self, entity_id: EntityId | Any, operation_name: str, operation_input: Any = None
+    ) -> None:
+        """Send a one-way operation to an entity (created on first use).
+
+        >>> client.signal_entity(EntityId("counter", "a"), "add", 5)  # doctest: +SKIP
+        """
+        target = EntityId.coerce(entity_id)
+        validate_name("operation", operation_name)
+        text = codec.encode(
+            operation_input, f"input of signal_entity({target}, {operation_name!r})"
+        )
+        request = ev.EntityRequest(timestamp=self.clock.now(), operation=operation_name, input=text)
+        self.store.enqueue_if(Message(target.instance_id, request), _ANY_STATUS)
+
+    def read_entity_state(self, entity_id: EntityId | Any) -> EntityStateResponse:
+        """The entity's last committed state."""
+        record = self.store.get_instance(EntityId.coerce(entity_id).instance_id)
+        if record is None:
+            return EntityStateResponse(False)
+        entity = EntityRecord.from_json(record.custom_status, record.output)
+        if not entity.exists:
+            return EntityStateResponse(False)
+        return EntityStateResponse(True, codec.decode(entity.state))
+
+    def list_entities(
+        self,
+        entity_name: str | None = None,
+        page_size: int = 100,
+        continuation_token: str | None = None,
+        fetch_state: bool = True,
+    ) -> tuple[list[EntityStatus], str | None]:
+        """One page of entities (optionally of one name) and the next page's token."""
+        prefix = "@" if not entity_name else f"@{entity_name.lower()}@"
+        query = InstanceQuery(instance_id_prefix=prefix, page_size=page_size)
+        query.continuation_token = continuation_token
+        records, token = self.store.query_instances(query)
+        out = []
+        for r in records:
+            entity = EntityRecord.from_json(r.custom_status, r.output)
+            if not entity.exists and not entity.locked_by and not entity.queue:
+                continue
+            out.append(
+                EntityStatus(
+                    EntityId.from_instance_id(r.instance_id),
+                    r.updated_at,
+                    codec.decode(entity.state) if fetch_state else None,
+                    entity.locked_by,
+                    len(entity.queue),
+                )
+            )
+        return out, token
+
+    def clean_entity_storage(
+        self, remove_empty_entities: bool = True, release_orphaned_locks: bool = True
+    ) -> CleanEntityStorageResult:
+        """Delete entities without state and free locks whose holder no longer runs."""
+        removed = released = 0
+        token: str | None = None
+        while True:
+            query = InstanceQuery(instance_id_prefix="@", page_size=500)
+            query.continuation_token = token
+            records, token = self.store.query_instances(query)
+            empty = []
+            for r in records:
+                entity = EntityRecord.from_json(r.custom_status, r.output)
+                owner = entity.locked_by
+                if owner and release_orphaned_locks:
+                    holder = self.store.get_instance(owner)
+                    if holder is None or holder.status in TERMINAL_STATUSES:
+                        unlock = ev.EntityUnlock(timestamp=self.clock.now(), owner=owner)
+                        self.store.enqueue_if(Message(r.instance_id, unlock), _ANY_STATUS)
+                        released += 1
+                elif not entity.exists and not entity.queue and remove_empty_entities:
+                    empty.append(r.instance_id)
+            if empty:
+                removed += self.store.purge_instances(empty)
+            if token is None:
+                return CleanEntityStorageResult(removed, released)
+
     # waiting -------------------------------------------------------------------
     def wait_for_completion(
         self, instance_id: str, timeout: float = 10.0, poll_interval: float = 1.0
@@ -266,6 +350,31 @@ class SyncClient:
                 )
             self._changes.wait(seen, min(delay, left))
             delay = min(delay * 2, poll_interval)
+
+
+@dataclass
+class EntityStateResponse:
+    """``read_entity_state``'s answer (azure-functions-durable names)."""
+
+    entity_exists: bool
+    entity_state: Any = None
+
+
+@dataclass
+class EntityStatus:
+    """One entity, as listed by ``list_entities``."""
+
+    entity_id: EntityId
+    last_operation_time: datetime
+    state: Any = None
+    locked_by: str | None = None
+    queued: int = 0
+
+
+@dataclass
+class CleanEntityStorageResult:
+    empty_entities_removed: int
+    orphaned_locks_released: int
 
 
 def _to_status(record: InstanceRecord, show_input: bool) -> DurableOrchestrationStatus:
@@ -359,6 +468,32 @@ class DurableOrchestrationClient:
     ) -> PurgeHistoryResult:
         return await asyncio.to_thread(
             self.sync.purge_instance_history_by, created_time_from, created_time_to, runtime_status
+        )
+
+    async def signal_entity(
+        self, entity_id: EntityId | Any, operation_name: str, operation_input: Any = None
+    ) -> None:
+        await asyncio.to_thread(self.sync.signal_entity, entity_id, operation_name, operation_input)
+
+    async def read_entity_state(self, entity_id: EntityId | Any) -> EntityStateResponse:
+        return await asyncio.to_thread(self.sync.read_entity_state, entity_id)
+
+    async def list_entities(
+        self,
+        entity_name: str | None = None,
+        page_size: int = 100,
+        continuation_token: str | None = None,
+        fetch_state: bool = True,
+    ) -> tuple[list[EntityStatus], str | None]:
+        return await asyncio.to_thread(
+            self.sync.list_entities, entity_name, page_size, continuation_token, fetch_state
+        )
+
+    async def clean_entity_storage(
+        self, remove_empty_entities: bool = True, release_orphaned_locks: bool = True
+    ) -> CleanEntityStorageResult:
+        return await asyncio.to_thread(
+            self.sync.clean_entity_storage, remove_empty_entities, release_orphaned_locks
         )
 
     async def wait_for_completion(

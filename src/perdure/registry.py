@@ -14,6 +14,7 @@ class Registry:
     def __init__(self) -> None:
         self.orchestrators: dict[str, Callable[..., Any]] = {}
         self.activities: dict[str, Callable[..., Any]] = {}
+        self.entities: dict[str, Callable[..., Any]] = {}
 
     def add_orchestrator(self, fn: Callable[..., Any], name: str | None = None) -> str:
         if inspect.iscoroutinefunction(fn) or inspect.isasyncgenfunction(fn):
@@ -30,6 +31,16 @@ class Registry:
                 "(or async) functions that return a JSON-serializable value"
             )
         return self._add(self.activities, "activity", fn, name)
+
+    def add_entity(self, fn: Callable[..., Any], name: str | None = None) -> str:
+        if inspect.isgeneratorfunction(fn) or inspect.iscoroutinefunction(fn):
+            raise ValidationError(
+                f"entity {fn.__name__!r} must be a plain function taking an EntityContext"
+            )
+        key = (name or getattr(fn, "__name__", "")).lower()
+        if "@" in key:
+            raise ValidationError(f"entity name {key!r} must not contain '@'")
+        return self._add(self.entities, "entity", fn, key)
 
     def _add(
         self,

@@ -48,7 +48,11 @@ class DurableTestEnvironment:
         db = path or str(Path(self._tmp or ".") / "perdure-test.db")
         self.store = SqliteStore(db, hub=app.hub)
         self.worker = Worker(
-            self.store, app.registry.orchestrators, app.registry.activities, clock=self.clock
+            self.store,
+            app.registry.orchestrators,
+            app.registry.activities,
+            entities=app.registry.entities,
+            clock=self.clock,
         )
         self.client = SyncClient(self.store, app.registry.orchestrators, self.clock)
 

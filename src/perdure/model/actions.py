@@ -4,6 +4,10 @@
     CreateTimer             -> TimerCreated
     CreateSubOrchestration  -> SubOrchestrationInstanceCreated
     SendEvent               -> EventSent
+    CallEntity              -> EntityOperationCalled
+    SignalEntity            -> EntityOperationSignaled
+    LockEntities            -> EntityLockRequested
+    UnlockEntities          -> EntityUnlockSent
 """
 
 from __future__ import annotations
@@ -44,6 +48,30 @@ class SendEvent(Action):
     input: str | None
 
 
+@dataclass(frozen=True, slots=True)
+class CallEntity(Action):
+    target: str  # the entity's instance ID, @name@key
+    operation: str
+    input: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalEntity(Action):
+    target: str
+    operation: str
+    input: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class LockEntities(Action):
+    targets: list[str]  # sorted: the global lock order
+
+
+@dataclass(frozen=True, slots=True)
+class UnlockEntities(Action):
+    targets: list[str]
+
+
 def describe(action: Action) -> str:
     """A short human description, as used in NonDeterminismError messages."""
     if isinstance(action, ScheduleTask):
@@ -54,4 +82,12 @@ def describe(action: Action) -> str:
         return f"call_sub_orchestrator({action.name!r})"
     if isinstance(action, SendEvent):
         return f"send_event({action.instance_id!r}, {action.name!r})"
+    if isinstance(action, CallEntity):
+        return f"call_entity({action.target!r}, {action.operation!r})"
+    if isinstance(action, SignalEntity):
+        return f"signal_entity({action.target!r}, {action.operation!r})"
+    if isinstance(action, LockEntities):
+        return f"lock({action.targets!r})"
+    if isinstance(action, UnlockEntities):
+        return f"release({action.targets!r})"
     return type(action).__name__

@@ -160,6 +160,61 @@ class GenericEvent(HistoryEvent):
     data: str | None = None
 
 
+# Entities -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntityOperationCalled(HistoryEvent):
+    """An orchestration called an entity operation (two-way); completes with TaskCompleted/Failed."""
+
+    target: str
+    operation: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntityOperationSignaled(HistoryEvent):
+    """An orchestration signalled an entity operation (one-way)."""
+
+    target: str
+    operation: str
+    input: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntityLockRequested(HistoryEvent):
+    """An orchestration asked to lock these entities (sorted); completes with TaskCompleted."""
+
+    targets: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntityUnlockSent(HistoryEvent):
+    """An orchestration released its locks on these entities."""
+
+    targets: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntityRequest(HistoryEvent):
+    """A message in an entity's inbox: an operation (signal or call) or a lock request."""
+
+    operation: str | None = None  # None for a lock request
+    input: str | None = None
+    parent_instance_id: str | None = None
+    parent_execution_id: str | None = None
+    task_id: int = -1  # the caller's task; -1 for a signal
+    lock_set: list[str] | None = None
+    position: int = 0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EntityUnlock(HistoryEvent):
+    """Releases the lock ``owner`` holds on an entity."""
+
+    owner: str
+
+
 EVENT_TYPES: dict[str, type[HistoryEvent]] = {c.__name__: c for c in HistoryEvent.__subclasses__()}
 
 # Serialization of events for storage: compact JSON of every field but the type.

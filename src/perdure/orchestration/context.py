@@ -16,11 +16,23 @@ from typing import TYPE_CHECKING, Any
 
 from perdure.errors import ValidationError
 from perdure.model import codec
-from perdure.model.actions import CreateSubOrchestration, CreateTimer, ScheduleTask, SendEvent
+from perdure.model.actions import (
+    CallEntity,
+    CreateSubOrchestration,
+    CreateTimer,
+    LockEntities,
+    ScheduleTask,
+    SendEvent,
+    SignalEntity,
+    UnlockEntities,
+)
+from perdure.model.entity_id import EntityId
 from perdure.model.ids import validate_instance_id, validate_name
 from perdure.orchestration.retry import RetryOptions
 from perdure.orchestration.tasks import (
     CompletableTask,
+    CriticalSection,
+    LockTask,
     RetryableTask,
     Task,
     TimerTask,
@@ -290,6 +302,75 @@ class DurableOrchestrationContext:
         self._runtime.add_action(
             SendEvent(task_id, _call_site(), instance_id, event_name, text), None
         )
+
+    # entities ----------------------------------------------------------------
+    def call_entity(
+        self, entity_id: EntityId | Any, operation_name: str, operation_input: Any = None
+    ) -> Task:
+        """Run an entity operation and wait for its result (its error raises here).
+
+        >>> value = yield context.call_entity(EntityId("counter", "a"), "get")  # doctest: +SKIP
+        """
+        target = EntityId.coerce(entity_id).instance_id
+        validate_name("operation", operation_name)
+        section = self._runtime.critical_section
+        if section is not None and section.is_held and target not in section.targets:
+            raise ValidationError(
+                f"inside a critical section only locked entities may be called; {target} "
+                f"is not one of {section.targets}"
+            )
+        text = codec.encode(operation_input, f"input of call_entity({target!r}, {operation_name!r})")
+        task_id = self._runtime.next_task_id()
+        task = CompletableTask(task_id, f"entity {target} {operation_name!r}")
+        self._runtime.add_action(CallEntity(task_id, _call_site(), target, operation_name, text), task)
+        return task
+
+    def signal_entity(
+        self, entity_id: EntityId | Any, operation_name: str, operation_input: Any = None
+    ) -> None:
+        """Send a one-way operation to an entity."""
+        target = EntityId.coerce(entity_id).instance_id
+        validate_name("operation", operation_name)
+        section = self._runtime.critical_section
+        if section is not None and section.is_held and target in section.targets:
+            raise ValidationError(
+                f"inside a critical section, locked entity {target} may be called, not signalled"
+            )
+        text = codec.encode(
+            operation_input, f"input of signal_entity({target!r}, {operation_name!r})"
+        )
+        task_id = self._runtime.next_task_id()
+        self._runtime.add_action(
+            SignalEntity(task_id, _call_site(), target, operation_name, text), None
+        )
+
+    def lock(self, entity_ids: Sequence[EntityId | Any]) -> Task:
+        """Lock entities for a critical section; ``yield`` it for a CriticalSection.
+
+        Locks are taken in one global order, so critical sections never deadlock, and
+        are released by ``release()``, the end of a ``with`` block, or the end of the
+        orchestration.
+
+        >>> with (yield context.lock([EntityId("account", "a")])):  # doctest: +SKIP
+        ...     yield context.call_entity(EntityId("account", "a"), "add", 5)
+        """
+        targets = sorted({EntityId.coerce(e).instance_id for e in entity_ids})
+        if not targets:
+            raise ValidationError("lock needs at least one entity")
+        current = self._runtime.critical_section
+        if current is not None and current.is_held:
+            raise ValidationError("critical sections cannot be nested; release the lock first")
+        site = _call_site()
+        section = CriticalSection(targets, lambda s: self._release_section(s, site))
+        task_id = self._runtime.next_task_id()
+        task = LockTask(task_id, section)
+        self._runtime.critical_section = section
+        self._runtime.add_action(LockEntities(task_id, site, targets), task)
+        return task
+
+    def _release_section(self, section: CriticalSection, site: str) -> None:
+        task_id = self._runtime.next_task_id()
+        self._runtime.add_action(UnlockEntities(task_id, site, section.targets), None)
 
     # composition -------------------------------------------------------------
     def task_all(self, activities: Sequence[Task]) -> Task:

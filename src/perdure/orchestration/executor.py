@@ -22,15 +22,19 @@ from perdure.model import codec
 from perdure.model import events as ev
 from perdure.model.actions import (
     Action,
+    CallEntity,
     CreateSubOrchestration,
     CreateTimer,
+    LockEntities,
     ScheduleTask,
     SendEvent,
+    SignalEntity,
+    UnlockEntities,
     describe,
 )
 from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.orchestration.context import DurableOrchestrationContext
-from perdure.orchestration.tasks import CompletableTask, Task, TimerTask
+from perdure.orchestration.tasks import CompletableTask, CriticalSection, Task, TimerTask
 
 Orchestrator = Callable[[DurableOrchestrationContext], Any]
 
@@ -54,6 +58,7 @@ class EpisodeResult:
     carryover_events: list[ev.EventRaised] = field(default_factory=list)
     replace_history: bool = False
     started: ev.ExecutionStarted | None = None  # this execution's start (name, input, parent)
+    release_locks: list[str] = field(default_factory=list)  # entities locked when it finished
 
     @property
     def is_complete(self) -> bool:
@@ -70,6 +75,10 @@ _RECORDED_ACTIONS = (
     ev.TimerCreated,
     ev.SubOrchestrationInstanceCreated,
     ev.EventSent,
+    ev.EntityOperationCalled,
+    ev.EntityOperationSignaled,
+    ev.EntityLockRequested,
+    ev.EntityUnlockSent,
 )
 
 _REWIND_MARKERS = (ev.ExecutionRewound, ev.GenericEvent)
@@ -113,6 +122,7 @@ class OrchestrationRuntime:
         self.custom_status: str | None = None
         self._last_custom_status: str | None = None
         self.history_length = 0
+        self.critical_section: CriticalSection | None = None
         self._handlers: dict[type[ev.HistoryEvent], Callable[[Any], None]] = {
             ev.OrchestratorStarted: self._on_orchestrator_started,
             ev.OrchestratorCompleted: self._on_orchestrator_completed,
@@ -121,6 +131,10 @@ class OrchestrationRuntime:
             ev.TimerCreated: self._on_action_recorded,
             ev.SubOrchestrationInstanceCreated: self._on_action_recorded,
             ev.EventSent: self._on_action_recorded,
+            ev.EntityOperationCalled: self._on_action_recorded,
+            ev.EntityOperationSignaled: self._on_action_recorded,
+            ev.EntityLockRequested: self._on_action_recorded,
+            ev.EntityUnlockSent: self._on_action_recorded,
             ev.TaskCompleted: self._on_task_completed,
             ev.SubOrchestrationInstanceCompleted: self._on_task_completed,
             ev.TaskFailed: self._on_task_failed,
@@ -214,6 +228,9 @@ class OrchestrationRuntime:
         if self._done is not None and not was_finished:
             status, output, failure = self._done
             result.output, result.failure = output, failure
+            section = self.critical_section
+            if section is not None and section.is_held:
+                result.release_locks = list(section.targets)
             if status is Status.ContinuedAsNew:
                 assert self._can is not None
                 result.continue_as_new = self._can[0]
@@ -498,6 +515,20 @@ def _action_event(action: Action, now: datetime) -> ev.HistoryEvent:
             name=action.name,
             input=action.input,
         )
+    if isinstance(action, CallEntity):
+        return ev.EntityOperationCalled(
+            timestamp=now, event_id=action.task_id, target=action.target,
+            operation=action.operation, input=action.input,
+        )
+    if isinstance(action, SignalEntity):
+        return ev.EntityOperationSignaled(
+            timestamp=now, event_id=action.task_id, target=action.target,
+            operation=action.operation, input=action.input,
+        )
+    if isinstance(action, LockEntities):
+        return ev.EntityLockRequested(timestamp=now, event_id=action.task_id, targets=action.targets)
+    if isinstance(action, UnlockEntities):
+        return ev.EntityUnlockSent(timestamp=now, event_id=action.task_id, targets=action.targets)
     raise TypeError(f"unknown action {action!r}")
 
 
@@ -514,6 +545,22 @@ def _matches(action: Action, event: ev.HistoryEvent) -> bool:
             and action.name == event.name
             and action.instance_id == event.instance_id
         )
+    if isinstance(event, ev.EntityOperationCalled):
+        return (
+            isinstance(action, CallEntity)
+            and action.target == event.target
+            and action.operation == event.operation
+        )
+    if isinstance(event, ev.EntityOperationSignaled):
+        return (
+            isinstance(action, SignalEntity)
+            and action.target == event.target
+            and action.operation == event.operation
+        )
+    if isinstance(event, ev.EntityLockRequested):
+        return isinstance(action, LockEntities) and action.targets == event.targets
+    if isinstance(event, ev.EntityUnlockSent):
+        return isinstance(action, UnlockEntities) and action.targets == event.targets
     return False
 
 
@@ -526,6 +573,14 @@ def _describe_event(event: ev.HistoryEvent) -> str:
         return f"call_sub_orchestrator({event.name!r})"
     if isinstance(event, ev.EventSent):
         return f"send_event({event.instance_id!r}, {event.name!r})"
+    if isinstance(event, ev.EntityOperationCalled):
+        return f"call_entity({event.target!r}, {event.operation!r})"
+    if isinstance(event, ev.EntityOperationSignaled):
+        return f"signal_entity({event.target!r}, {event.operation!r})"
+    if isinstance(event, ev.EntityLockRequested):
+        return f"lock({event.targets!r})"
+    if isinstance(event, ev.EntityUnlockSent):
+        return f"release({event.targets!r})"
     return event.event_type
 
 

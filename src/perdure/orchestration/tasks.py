@@ -199,3 +199,41 @@ class RetryableTask(Task):
             return
         self._attempt += 1
         self._begin(delay)
+
+
+class CriticalSection:
+    """Locks held on a set of entities; ``release()`` it, or use it in a ``with`` block.
+
+    >>> with (yield context.lock([account_a, account_b])):  # doctest: +SKIP
+    ...     balance = yield context.call_entity(account_a, "get")
+    """
+
+    def __init__(self, targets: list[str], release: Callable[[CriticalSection], None]) -> None:
+        self.targets = list(targets)
+        self._release = release
+        self.is_held = True
+
+    def release(self) -> None:
+        """Release every lock of this section (the entities serve others again)."""
+        if self.is_held:
+            self.is_held = False
+            self._release(self)
+
+    def __enter__(self) -> CriticalSection:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+class LockTask(CompletableTask):
+    """Completes, once every entity granted its lock, with the CriticalSection."""
+
+    __slots__ = ("section",)
+
+    def __init__(self, task_id: int, section: CriticalSection) -> None:
+        super().__init__(task_id, f"lock on {section.targets}")
+        self.section = section
+
+    def _complete(self, value: Any) -> None:
+        super()._complete(self.section)

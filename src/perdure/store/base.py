@@ -129,7 +129,10 @@ class Checkpoint:
 
 @dataclass
 class InstanceQuery:
-    """Filters and paging for listing instances (all optional)."""
+    """Filters and paging for listing instances (all optional).
+
+    Entities (IDs ``@name@key``) are listed only when ``instance_id_prefix`` starts with "@".
+    """
 
     created_from: datetime | None = None
     created_to: datetime | None = None

@@ -8,10 +8,21 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from perdure.entities.executor import EntityRecord, run_entity_batch
 from perdure.errors import ValidationError
 from perdure.model import codec
 from perdure.model import events as ev
-from perdure.model.actions import CreateSubOrchestration, CreateTimer, ScheduleTask, SendEvent
+from perdure.model.actions import (
+    CallEntity,
+    CreateSubOrchestration,
+    CreateTimer,
+    LockEntities,
+    ScheduleTask,
+    SendEvent,
+    SignalEntity,
+    UnlockEntities,
+)
+from perdure.model.entity_id import EntityId, is_entity_instance
 from perdure.model.status import TERMINAL_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.orchestration.executor import EpisodeResult, OrchestrationRuntime
@@ -51,7 +62,9 @@ class OrchestrationDispatcher:
         batch_size: int = 100,
         lease_seconds: float = 30.0,
         cache: RuntimeCache | None = None,
+        entities: dict[str, Callable[..., Any]] | None = None,
     ) -> None:
+        self.entities = entities if entities is not None else {}
         self.store = store
         self.orchestrators = orchestrators
         self.clock = clock
@@ -136,6 +149,8 @@ class OrchestrationDispatcher:
             return keep, None
         if not events:
             return keep, None
+        if is_entity_instance(inst.instance_id):
+            return self._entity_batch(keep, events, now), None
         fn = self.orchestrators.get(inst.name) or _missing(inst.name)
         runtime = self.cache.get(inst.instance_id, inst.execution_id, inst.history_length)
         if runtime is None:
@@ -146,6 +161,18 @@ class OrchestrationDispatcher:
         return self._checkpoint(
             inst.instance_id, inst.execution_id, inst.history_length, consumed, result, inst.status
         ), runtime
+
+    def _entity_batch(
+        self, keep: Checkpoint, events: list[ev.HistoryEvent], now: Any
+    ) -> Checkpoint:
+        entity_id = EntityId.from_instance_id(keep.instance_id)
+        record = EntityRecord.from_json(keep.custom_status, keep.output)
+        result = run_entity_batch(self.entities.get(entity_id.name), entity_id, record, events, now)
+        keep.status = Status.Running
+        keep.custom_status = result.record.to_json()
+        keep.output = result.record.state
+        keep.messages = [Message(m.instance_id, m.event, m.execution_id) for m in result.messages]
+        return keep
 
     def _rewind(
         self, item: OrchestrationWorkItem, event: ev.ExecutionRewound, now: Any
@@ -190,6 +217,9 @@ class OrchestrationDispatcher:
             custom_status=result.custom_status,
             replace_history=result.replace_history,
         )
+        stamp = result.history[0].timestamp
+        if result.release_locks:
+            cp.messages.extend(_unlocks(instance_id, result.release_locks, stamp))
         for action in result.actions:
             if isinstance(action, ScheduleTask):
                 cp.tasks.append(
@@ -226,6 +256,27 @@ class OrchestrationDispatcher:
                         Message(instance_id, conflict, execution_id),
                     )
                 )
+            elif isinstance(action, (CallEntity, SignalEntity)):
+                request = ev.EntityRequest(
+                    timestamp=stamp,
+                    operation=action.operation,
+                    input=action.input,
+                    parent_instance_id=instance_id,
+                    parent_execution_id=execution_id,
+                    task_id=action.task_id if isinstance(action, CallEntity) else -1,
+                )
+                cp.messages.append(Message(action.target, request))
+            elif isinstance(action, LockEntities):
+                request = ev.EntityRequest(
+                    timestamp=stamp,
+                    parent_instance_id=instance_id,
+                    parent_execution_id=execution_id,
+                    task_id=action.task_id,
+                    lock_set=action.targets,
+                )
+                cp.messages.append(Message(action.targets[0], request))
+            elif isinstance(action, UnlockEntities):
+                cp.messages.extend(_unlocks(instance_id, action.targets, stamp))
             elif isinstance(action, SendEvent):
                 raised = ev.EventRaised(
                     timestamp=result.history[0].timestamp, name=action.name, input=action.input
@@ -260,6 +311,10 @@ class OrchestrationDispatcher:
             Message(cp.instance_id, e) for e in result.carryover_events
         ]
         cp.output = None
+
+
+def _unlocks(owner: str, targets: list[str], stamp: Any) -> list[Message]:
+    return [Message(t, ev.EntityUnlock(timestamp=stamp, owner=owner)) for t in targets]
 
 
 def _parent_notice(result: EpisodeResult, parent: ev.ExecutionStarted) -> Message:

@@ -65,6 +65,7 @@ class Worker:
         orchestrators: dict[str, Callable[..., Any]],
         activities: dict[str, Callable[..., Any]],
         *,
+        entities: dict[str, Callable[..., Any]] | None = None,
         clock: Clock | None = None,
         max_concurrent_activities: int = 32,
         orchestration_batch_size: int = 100,
@@ -84,6 +85,7 @@ class Worker:
             batch_size=orchestration_batch_size,
             lease_seconds=lease_seconds,
             cache=RuntimeCache(cache_size),
+            entities=entities,
         )
         self.activities = ActivityDispatcher(
             store,

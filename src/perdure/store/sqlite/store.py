@@ -263,9 +263,20 @@ class SqliteStore:
         if not keep_row:
             cur.executemany("DELETE FROM instances WHERE hub=? AND instance_id=?", params)
 
+    def _ensure_entities_tx(self, cur: sqlite3.Cursor, ids: list[str], now: float | None) -> None:
+        """Entities exist implicitly: the first message to ``@name@key`` creates its row."""
+        cur.executemany(
+            "INSERT OR IGNORE INTO instances (hub, instance_id, name, execution_id, status,"
+            " created_at, updated_at) VALUES (?,?,?,'entity','Running',?,?)",
+            [(self.hub, i, i[1:].partition("@")[0], now, now) for i in ids],
+        )
+
     def _insert_messages_tx(
         self, cur: sqlite3.Cursor, messages: list[Message], now: float | None
     ) -> None:
+        entities = {m.instance_id for m in messages if m.instance_id.startswith("@")}
+        if entities:
+            self._ensure_entities_tx(cur, sorted(entities), now)
         if messages:
             # Only into existing instances: a message to an unknown ID is dropped, not orphaned.
             cur.executemany(
@@ -290,6 +301,8 @@ class SqliteStore:
 
     def enqueue_if(self, message: Message, allowed: frozenset[Status]) -> Status | None:
         with self._tx() as cur:
+            if message.instance_id.startswith("@"):
+                self._ensure_entities_tx(cur, [message.instance_id], time.time())
             row = cur.execute(
                 "SELECT status FROM instances WHERE hub=? AND instance_id=?",
                 (self.hub, message.instance_id),
@@ -343,6 +356,8 @@ class SqliteStore:
         if q.instance_id_prefix:
             clauses.append("substr(instance_id, 1, ?) = ?")
             params.extend([len(q.instance_id_prefix), q.instance_id_prefix])
+        if not (q.instance_id_prefix or "").startswith("@"):
+            clauses.append("substr(instance_id, 1, 1) <> '@'")  # entities are listed apart
         if q.name:
             clauses.append("name=?")
             params.append(q.name)

@@ -1,0 +1,1 @@
+"""Durable entities: the operation executor and the lock protocol. Pure, like orchestration/."""
