@@ -129,9 +129,11 @@ class StoreBackend:
 
         self.app = load_app(app_spec) if app_spec else App(store_url, hub)
         if app_spec and (store_url or hub):
-            # The app names its own store; explicit flags win so one app module can be
-            # pointed at another database.
+            # Explicit flags win over the app's own store, so one app module can be pointed
+            # at another database; the registry still checks orchestrator names.
+            registry = self.app.registry
             self.app = App(store_url or self.app._store_spec, hub or self.app.hub)
+            self.app.registry = registry
         self.client = self.app.sync_client()
 
     def start(self, name: str, instance_id: str | None, input_: Any) -> str:
