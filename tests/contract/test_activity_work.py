@@ -1,0 +1,85 @@
+"""Worker-side contract for activities: leases, renewal, completion with lost leases."""
+
+from __future__ import annotations
+
+import time
+
+from perdure.model import events as ev
+from perdure.store.base import ActivityResult, ActivityTask, Store
+
+from .support import at, checkpoint, completed, create, lease
+
+
+def schedule(store: Store, instance_id: str, count: int) -> str:
+    create(store, instance_id)
+    item = lease(store, "orch")[instance_id]
+    eid = item.instance.execution_id
+    tasks = [ActivityTask(instance_id, eid, n, f"act{n}", f'"{n}"') for n in range(count)]
+    assert store.commit_checkpoints("orch", [checkpoint(item, tasks=tasks)], at()) == []
+    return eid
+
+
+def test_activity_tasks_are_leased_exclusively(store: Store) -> None:
+    eid = schedule(store, "a", 5)
+    first = store.fetch_activity_work("A", 3, 30)
+    second = store.fetch_activity_work("B", 10, 30)
+    assert [t.task_id for t in first] == [0, 1, 2]
+    assert [t.task_id for t in second] == [3, 4]
+    assert store.fetch_activity_work("C", 10, 30) == []
+    task = first[0]
+    assert (task.instance_id, task.execution_id, task.name, task.input) == ("a", eid, "act0", '"0"')
+    assert task.dequeue_count == 1
+
+
+def test_completing_an_activity_deletes_it_and_delivers_the_result(store: Store) -> None:
+    schedule(store, "a", 2)
+    tasks = store.fetch_activity_work("A", 10, 30)
+    results = [ActivityResult(t, completed(t.task_id, f'"r{t.task_id}"')) for t in tasks]
+    assert store.complete_activities("A", results, at()) == 2
+    assert store.fetch_activity_work("B", 10, 0.01) == []
+    messages = lease(store, "orch")["a"].messages
+    assert [(type(m.event), m.execution_id) for m in messages] == [
+        (ev.TaskCompleted, tasks[0].execution_id)] * 2
+    assert [getattr(m.event, "result", None) for m in messages] == ['"r0"', '"r1"']
+
+
+def test_a_task_whose_lease_expired_runs_again_and_only_one_result_counts(store: Store) -> None:
+    schedule(store, "a", 1)
+    [stale] = store.fetch_activity_work("A", 10, 0.3)
+    time.sleep(0.5)
+    [fresh] = store.fetch_activity_work("B", 10, 30)
+    assert fresh.id == stale.id and fresh.dequeue_count == 2
+    assert store.complete_activities("A", [ActivityResult(stale, completed(0, '"A"'))], at()) == 0
+    assert store.complete_activities("B", [ActivityResult(fresh, completed(0, '"B"'))], at()) == 1
+    assert store.complete_activities("B", [ActivityResult(fresh, completed(0, '"B"'))], at()) == 0
+    messages = lease(store, "orch")["a"].messages
+    assert [getattr(m.event, "result", None) for m in messages] == ['"B"']
+
+
+def test_renewed_activity_leases_are_not_taken_over(store: Store) -> None:
+    schedule(store, "a", 2)
+    tasks = store.fetch_activity_work("A", 10, 0.4)
+    store.renew_activity_leases("A", [tasks[0].id], 30)
+    store.renew_activity_leases("B", [tasks[1].id], 30)  # not B's: no effect
+    time.sleep(0.6)
+    assert [t.task_id for t in store.fetch_activity_work("B", 10, 30)] == [1]
+
+
+def test_results_for_a_purged_instance_are_accepted_and_dropped(store: Store) -> None:
+    schedule(store, "a", 1)
+    [task] = store.fetch_activity_work("A", 10, 30)
+    store.purge_instances(["a"])
+    # the task row went with the instance, so the result has nothing to complete
+    assert store.complete_activities("A", [ActivityResult(task, completed(0))], at()) == 0
+    assert lease(store, "orch") == {}
+
+
+def test_failed_activity_results_are_delivered(store: Store) -> None:
+    schedule(store, "a", 1)
+    [task] = store.fetch_activity_work("A", 10, 30)
+    failed = ev.TaskFailed(timestamp=at(), task_scheduled_id=0,
+                           failure=ev.FailureDetails("ValueError", "bad", "tb"))
+    assert store.complete_activities("A", [ActivityResult(task, failed)], at()) == 1
+    [message] = lease(store, "orch")["a"].messages
+    assert isinstance(message.event, ev.TaskFailed)
+    assert message.event.failure == ev.FailureDetails("ValueError", "bad", "tb")

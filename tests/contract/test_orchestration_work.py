@@ -1,0 +1,267 @@
+"""Worker-side contract for orchestrations: leases, fenced group commits, timers."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from perdure.model import events as ev
+from perdure.model.status import ACTIVE_STATUSES
+from perdure.model.status import OrchestrationRuntimeStatus as Status
+from perdure.store.base import ActivityTask, Message, Store, SubOrchestrationStart
+
+from .conftest import MakeStore
+from .support import at, checkpoint, completed, create, lease, new_instance, raised
+
+
+def test_fetch_leases_an_instance_to_one_owner_at_a_time(store: Store) -> None:
+    for i in range(5):
+        create(store, f"i{i}")
+    first = lease(store, "A", limit=3)
+    second = lease(store, "B")
+    assert len(first) == 3 and len(second) == 2
+    assert first.keys().isdisjoint(second.keys())
+    assert lease(store, "B") == {}
+    assert store.lock_owners() == {"A", "B"}
+
+
+def test_concurrent_fetchers_never_share_an_instance(make_store: MakeStore, store: Store) -> None:
+    for i in range(60):
+        create(store, f"i{i:02}")
+    stores = [store, *(make_store(store.hub) for _ in range(3))]
+    got: dict[str, list[str]] = {}
+
+    def fetch(s: Store, owner: str) -> None:
+        mine: list[str] = []
+        while batch := lease(s, owner, limit=4):
+            mine += batch
+        got[owner] = mine
+
+    threads = [threading.Thread(target=fetch, args=(s, f"w{n}")) for n, s in enumerate(stores)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    every = [i for ids in got.values() for i in ids]
+    assert sorted(every) == [f"i{i:02}" for i in range(60)]  # each exactly once
+
+
+def test_fetch_serves_the_oldest_waiting_message_first(store: Store) -> None:
+    for name in ("x", "y", "z"):
+        create(store, name)
+    started = lease(store, "w")
+    assert store.commit_checkpoints("w", [checkpoint(i) for i in started.values()], at()) == []
+    for name in ("z", "x", "y"):
+        store.enqueue_if(Message(name, raised()), ACTIVE_STATUSES)
+    items = store.fetch_orchestration_work("w", at(), 2, 30)
+    assert [i.instance.instance_id for i in items] == ["z", "x"]
+
+
+def test_checkpoint_writes_history_tasks_messages_and_releases_the_lease(store: Store) -> None:
+    create(store, "a")
+    create(store, "b")
+    item = lease(store, "A", limit=1)["a"]
+    eid = item.instance.execution_id
+    cp = checkpoint(
+        item,
+        custom_status='"busy"',
+        tasks=[ActivityTask("a", eid, 0, "act", '"in"'), ActivityTask("a", eid, 1, "act", None)],
+        messages=[Message("b", raised("hello", '"hi"'))],
+    )
+    assert store.commit_checkpoints("A", [cp], at()) == []
+    record = store.get_instance("a")
+    assert record is not None
+    assert (record.status, record.custom_status, record.history_length) == (
+        Status.Running, '"busy"', 1)
+    assert [t.task_id for t in store.fetch_activity_work("W", 10, 30)] == [0, 1]
+    b = lease(store, "B")["b"]
+    assert [type(m.event) for m in b.messages] == [ev.ExecutionStarted, ev.EventRaised]
+    # the lease is released and the consumed start message is gone
+    store.enqueue_if(Message("a", raised()), ACTIVE_STATUSES)
+    again = lease(store, "C")["a"]
+    assert [type(m.event) for m in again.messages] == [ev.EventRaised]
+    assert again.instance.history_length == 1
+
+
+def test_commit_after_lease_expiry_writes_nothing(store: Store) -> None:
+    create(store, "a")
+    stale = lease(store, "A", lease_seconds=0.3)["a"]
+    time.sleep(0.5)
+    fresh = lease(store, "B")["a"]  # the lease expired: another owner takes it
+    assert [m.id for m in fresh.messages] == [m.id for m in stale.messages]
+    cp = checkpoint(stale, status=Status.Completed, output='"stale"')
+    assert store.commit_checkpoints("A", [cp], at()) == ["a"]
+    record = store.get_instance("a")
+    assert record is not None and record.status is Status.Pending and record.history_length == 0
+    assert store.get_history("a") == []
+    assert store.commit_checkpoints("B", [checkpoint(fresh)], at()) == []
+    assert len(store.get_history("a")) == 1
+
+
+def test_commit_after_expiry_is_refused_even_if_nobody_took_over(store: Store) -> None:
+    create(store, "a")
+    item = lease(store, "A", lease_seconds=0.2)["a"]
+    time.sleep(0.4)
+    assert store.commit_checkpoints("A", [checkpoint(item)], at()) == ["a"]
+    assert store.get_history("a") == []
+
+
+def test_commit_is_fenced_on_history_length(store: Store) -> None:
+    create(store, "a")
+    item = lease(store, "A")["a"]
+    wrong = checkpoint(item)
+    wrong.history_length = 5
+    assert store.commit_checkpoints("A", [wrong], at()) == ["a"]
+    assert store.commit_checkpoints("A", [checkpoint(item)], at()) == []
+
+
+def test_group_commit_reports_only_the_checkpoints_whose_lease_was_lost(store: Store) -> None:
+    for i in range(20):
+        create(store, f"i{i:02}")
+    items = lease(store, "A")
+    assert len(items) == 20
+    store.release_instances("A", ["i07"])
+    taken = lease(store, "B")
+    assert list(taken) == ["i07"]
+    cps = [checkpoint(item) for item in items.values()]
+    assert store.commit_checkpoints("A", cps, at()) == ["i07"]
+    for i in range(20):
+        record = store.get_instance(f"i{i:02}")
+        assert record is not None
+        assert record.history_length == (0 if i == 7 else 1)
+
+
+def test_release_instances_returns_leases_without_changes(store: Store) -> None:
+    create(store, "a")
+    lease(store, "A")
+    store.release_instances("B", ["a"])  # not B's lease: no effect
+    assert lease(store, "C") == {}
+    store.release_instances("A", ["a"])
+    assert list(lease(store, "C")) == ["a"]
+
+
+def test_timer_messages_become_visible_at_their_time(store: Store) -> None:
+    create(store, "a")
+    item = lease(store, "A")["a"]
+    eid = item.instance.execution_id
+    fire_at = at(60)
+    timer = ev.TimerFired(timestamp=fire_at, timer_id=0, fire_at=fire_at)
+    cp = checkpoint(item, messages=[Message("a", timer, eid, fire_at)])
+    store.commit_checkpoints("A", [cp], at())
+    assert lease(store, "A") == {}
+    due = store.next_visible_at(at())
+    assert due is not None and abs((due - fire_at).total_seconds()) < 0.001
+    assert store.next_visible_at(at(120)) is None
+    later = lease(store, "A", now=at(61))["a"]
+    assert [type(m.event) for m in later.messages] == [ev.TimerFired]
+
+
+def test_finishing_drops_pending_timers_and_results_but_keeps_events(store: Store) -> None:
+    create(store, "a")
+    item = lease(store, "A")["a"]
+    eid = item.instance.execution_id
+    fire_at = at(60)
+    timer = ev.TimerFired(timestamp=fire_at, timer_id=0, fire_at=fire_at)
+    cp = checkpoint(item, messages=[Message("a", timer, eid, fire_at)])
+    store.commit_checkpoints("A", [cp], at())
+    store.enqueue_if(Message("a", completed(3)), ACTIVE_STATUSES)
+    store.enqueue_if(Message("a", raised("late")), ACTIVE_STATUSES)
+    item = lease(store, "A")["a"]
+    kept = item.messages[:1]  # consume only the first; the episode ends the instance
+    cp = checkpoint(item, status=Status.Completed, output='"ok"')
+    cp.consumed = [m.id for m in kept]
+    store.commit_checkpoints("A", [cp], at())
+    assert store.next_visible_at(at()) is None
+    left = lease(store, "B")["a"].messages
+    assert [type(m.event) for m in left] == [ev.EventRaised]
+    record = store.get_instance("a")
+    assert record is not None and record.completed_at is not None
+
+
+def test_continue_as_new_starts_a_fresh_generation(store: Store) -> None:
+    create(store, "a", input='"1"')
+    item = lease(store, "A")["a"]
+    nxt = ev.ExecutionStarted(timestamp=at(), name="orch", execution_id="gen2", input='"2"')
+    cp = checkpoint(
+        item, status=Status.ContinuedAsNew, new_execution=nxt,
+        messages=[Message("a", nxt, "gen2"), Message("a", raised("carried"))],
+        tasks=[],
+    )
+    assert store.commit_checkpoints("A", [cp], at()) == []
+    record = store.get_instance("a")
+    assert record is not None
+    assert (record.execution_id, record.input, record.history_length) == ("gen2", '"2"', 0)
+    assert store.get_history("a") == []
+    messages = lease(store, "A")["a"].messages
+    assert [type(m.event) for m in messages] == [ev.ExecutionStarted, ev.EventRaised]
+
+
+def test_replace_history_rewrites_it(store: Store) -> None:
+    create(store, "a")
+    item = lease(store, "A")["a"]
+    first = [*(m.event for m in item.messages), raised("1")]
+    store.commit_checkpoints("A", [checkpoint(item, first)], at())
+    store.enqueue_if(Message("a", raised("2")), ACTIVE_STATUSES)
+    item = lease(store, "A")["a"]
+    start = store.get_history("a")[0]
+    cp = checkpoint(item, [start, raised("rewound")], replace_history=True)
+    assert store.commit_checkpoints("A", [cp], at()) == []
+    history = store.get_history("a")
+    assert [getattr(e, "name", None) for e in history] == ["orch", "rewound"]
+    record = store.get_instance("a")
+    assert record is not None and record.history_length == 2
+
+
+def test_sub_orchestrations_are_created_or_answered_with_the_conflict(store: Store) -> None:
+    create(store, "parent")
+    create(store, "busy")
+    items = lease(store, "A")
+    parent = items["parent"]
+    eid = parent.instance.execution_id
+    conflict = ev.SubOrchestrationInstanceFailed(
+        timestamp=at(), task_scheduled_id=1, failure=ev.FailureDetails("X", "already running"))
+    subs = [
+        SubOrchestrationStart(new_instance("child", "sub", '"c"', parent="parent"),
+                              Message("parent", conflict, eid)),
+        SubOrchestrationStart(new_instance("busy", "sub", parent="parent"),
+                              Message("parent", conflict, eid)),
+    ]
+    cps = [checkpoint(parent, sub_orchestrations=subs), checkpoint(items["busy"])]
+    assert store.commit_checkpoints("A", cps, at()) == []
+    child = store.get_instance("child")
+    assert child is not None
+    assert (child.status, child.name, child.parent_instance_id) == (Status.Pending, "sub", "parent")
+    work = lease(store, "B")
+    assert [type(m.event) for m in work["child"].messages] == [ev.ExecutionStarted]
+    assert [type(m.event) for m in work["parent"].messages] == [ev.SubOrchestrationInstanceFailed]
+    assert "busy" not in work  # the running instance was left alone
+
+
+def test_batch_where_one_checkpoint_messages_a_child_created_by_another(store: Store) -> None:
+    # Applied in order: first the message to a not-yet-existing 'kid' (dropped), then
+    # the creation of 'kid'; the batch must behave as if committed one by one.
+    create(store, "p1")
+    create(store, "p2")
+    items = lease(store, "A")
+    eid = items["p2"].instance.execution_id
+    conflict = ev.SubOrchestrationInstanceFailed(
+        timestamp=at(), task_scheduled_id=0, failure=ev.FailureDetails("X", "x"))
+    cps = [
+        checkpoint(items["p1"], messages=[Message("kid", raised("early"))]),
+        checkpoint(items["p2"], sub_orchestrations=[
+            SubOrchestrationStart(new_instance("kid", "sub"), Message("p2", conflict, eid))]),
+    ]
+    assert store.commit_checkpoints("A", cps, at()) == []
+    kid = lease(store, "B")["kid"]
+    assert [type(m.event) for m in kid.messages] == [ev.ExecutionStarted]
+
+
+def test_messages_to_unknown_instances_are_dropped(store: Store) -> None:
+    create(store, "a")
+    item = lease(store, "A")["a"]
+    cp = checkpoint(item, messages=[Message("ghost", raised())])
+    assert store.commit_checkpoints("A", [cp], at()) == []
+    assert lease(store, "B") == {}
+    assert store.get_instance("ghost") is None
+    create(store, "ghost")  # no orphaned message is waiting for a later instance of that ID
+    assert [type(m.event) for m in lease(store, "B")["ghost"].messages] == [ev.ExecutionStarted]
