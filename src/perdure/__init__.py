@@ -28,6 +28,7 @@ from perdure.model.status import (
     PurgeHistoryResult,
 )
 from perdure.orchestration.context import DurableOrchestrationContext
+from perdure.orchestration.durable_http import DurableHttpResponse
 from perdure.orchestration.retry import RetryOptions
 from perdure.orchestration.tasks import CriticalSection, Task, TimerTask
 from perdure.worker.activities import ActivityContext, current_activity
@@ -40,6 +41,7 @@ __all__ = [
     "CriticalSection",
     "DurableOrchestrationClient",
     "DurableOrchestrationContext",
+    "DurableHttpResponse",
     "DurableOrchestrationStatus",
     "EntityContext",
     "EntityId",

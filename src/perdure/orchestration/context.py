@@ -28,6 +28,11 @@ from perdure.model.actions import (
 )
 from perdure.model.entity_id import EntityId
 from perdure.model.ids import validate_instance_id, validate_name
+from perdure.orchestration.durable_http import (
+    DEFAULT_POLL_INTERVAL,
+    HTTP_ACTIVITY,
+    HttpPollingTask,
+)
 from perdure.orchestration.retry import RetryOptions
 from perdure.orchestration.tasks import (
     CompletableTask,
@@ -301,6 +306,54 @@ class DurableOrchestrationContext:
         task_id = self._runtime.next_task_id()
         self._runtime.add_action(
             SendEvent(task_id, _call_site(), instance_id, event_name, text), None
+        )
+
+    # durable HTTP --------------------------------------------------------------
+    def call_http(
+        self,
+        method: str,
+        uri: str,
+        content: Any = None,
+        headers: dict[str, str] | None = None,
+        *,
+        asynchronous_patterns: bool = True,
+        poll_interval: timedelta | None = None,
+    ) -> Task:
+        """Make an HTTP request durably (a built-in activity, recorded in the history).
+
+        While the response is 202 Accepted with a ``Location`` header, it polls that
+        location with GET on durable timers (``Retry-After`` seconds, else
+        ``poll_interval``, default 30 s) unless ``asynchronous_patterns`` is False.
+        ``yield`` the task for a :class:`DurableHttpResponse`.
+
+        >>> response = yield context.call_http("GET", "https://example.com/api")  # doctest: +SKIP
+        >>> response.status_code                                                 # doctest: +SKIP
+        200
+        """
+        if not isinstance(method, str) or not method.isalpha():
+            raise ValidationError(f"HTTP method must be a word like 'GET', got {method!r}")
+        if not isinstance(uri, str) or not uri.startswith(("http://", "https://")):
+            raise ValidationError(f"call_http needs an http(s) URI, got {uri!r}")
+        if content is not None and not isinstance(content, str):
+            content = codec.encode(content, "content of call_http")
+        site = _call_site()
+
+        def request(m: str, u: str, body: str | None, hdrs: dict[str, str] | None) -> Task:
+            payload = {"method": m.upper(), "uri": u, "content": body, "headers": hdrs or {}}
+            text = codec.encode(payload, f"request of call_http({u!r})")
+            task_id = self._runtime.next_task_id()
+            task = CompletableTask(task_id, f"http {m.upper()} {u}")
+            self._runtime.add_action(ScheduleTask(task_id, site, HTTP_ACTIVITY, text), task)
+            return task
+
+        return HttpPollingTask(
+            request,
+            lambda when: self._timer(when, site),
+            lambda: self.current_utc_datetime,
+            request(method, uri, content, headers),
+            uri,
+            asynchronous_patterns,
+            poll_interval or DEFAULT_POLL_INTERVAL,
         )
 
     # entities ----------------------------------------------------------------

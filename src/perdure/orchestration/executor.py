@@ -81,6 +81,11 @@ _RECORDED_ACTIONS = (
     ev.EntityUnlockSent,
 )
 
+_ONE_WAY = (SendEvent, SignalEntity, UnlockEntities)
+
+#: Events that record how an execution ended.
+_OUTCOME_EVENTS = (ev.ExecutionCompleted, ev.ExecutionTerminated, ev.ContinueAsNew)
+
 _REWIND_MARKERS = (ev.ExecutionRewound, ev.GenericEvent)
 
 _RESULT_EVENTS = (
@@ -186,7 +191,7 @@ class OrchestrationRuntime:
             for event in history:
                 self.history_length += 1
                 self._apply(event)
-                if isinstance(event, (ev.ExecutionCompleted, ev.ExecutionTerminated)):
+                if isinstance(event, _OUTCOME_EVENTS):
                     self._unreported = False  # the history already records the outcome
         finally:
             self.context.is_replaying = False
@@ -212,9 +217,10 @@ class OrchestrationRuntime:
                 added.append(event)
                 self._apply(event)
         actions: list[Action] = []
-        # Actions made in an episode that also finished the instance are moot.
-        if self._done is None:
-            for action, _task in self._pending.values():
+        for action, _task in self._pending.values():
+            # When the episode also finished the instance, work whose result nobody can
+            # await is moot; one-way messages (events, signals, lock releases) still go out.
+            if self._done is None or isinstance(action, _ONE_WAY):
                 actions.append(action)
                 added.append(_action_event(action, now))
         self._pending.clear()
@@ -234,6 +240,8 @@ class OrchestrationRuntime:
             if status is Status.ContinuedAsNew:
                 assert self._can is not None
                 result.continue_as_new = self._can[0]
+                # Recorded so that a replay of this generation knows it already ended.
+                added.append(ev.ContinueAsNew(timestamp=now, input=self._can[0]))
                 if self._can[1]:
                     result.carryover_events = [
                         ev.EventRaised(timestamp=now, name=name, input=payload)

@@ -21,7 +21,9 @@ from typing import Any
 from perdure.errors import ValidationError
 from perdure.model import codec
 from perdure.model import events as ev
+from perdure.orchestration.durable_http import HTTP_ACTIVITY
 from perdure.store.base import ActivityResult, ActivityWorkItem, Store
+from perdure.worker.http_activity import http_activity
 from perdure.worker.clock import Clock
 
 log = logging.getLogger("perdure.worker")
@@ -131,7 +133,7 @@ class ActivityDispatcher:
 
     # running ---------------------------------------------------------------
     def _start(self, item: ActivityWorkItem) -> None:
-        fn = self.activities.get(item.name)
+        fn = self.activities.get(item.name) or _BUILT_IN.get(item.name)
         if fn is None:
             missing = ValidationError(f"activity {item.name!r} is not registered in this app")
             self._report(item, None, missing, "")
@@ -210,3 +212,6 @@ class ActivityDispatcher:
             if not self._loop.is_running():
                 self._loop.close()
             self._loop = None
+
+
+_BUILT_IN: dict[str, Callable[..., Any]] = {HTTP_ACTIVITY: http_activity}

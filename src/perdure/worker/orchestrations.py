@@ -307,7 +307,7 @@ class OrchestrationDispatcher:
         )
         cp.new_execution = new
         cp.tasks.clear()
-        cp.messages = [Message(cp.instance_id, new, new.execution_id)] + [
+        cp.messages += [Message(cp.instance_id, new, new.execution_id)] + [
             Message(cp.instance_id, e) for e in result.carryover_events
         ]
         cp.output = None

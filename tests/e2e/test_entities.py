@@ -1,0 +1,183 @@
+"""Durable entities and critical sections, end to end."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import perdure
+from perdure import EntityId
+from perdure import OrchestrationRuntimeStatus as S
+from perdure.testing import DurableTestEnvironment
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def make_app() -> perdure.App:
+    app = perdure.App()
+
+    @app.entity
+    def counter(ctx: perdure.EntityContext) -> None:
+        value = ctx.get_state(lambda: 0)
+        op = ctx.operation_name
+        if op == "add":
+            ctx.set_state(value + ctx.get_input())
+        elif op == "get":
+            ctx.set_result(value)
+        elif op == "add_then_fail":
+            ctx.set_state(value + 1000)
+            raise ValueError("rejected")
+        elif op == "whoami":
+            ctx.set_result([ctx.entity_name, ctx.entity_key, ctx.is_newly_constructed])
+        elif op == "reset":
+            ctx.destruct_on_exit()
+
+    @app.orchestrator
+    def use_counter(context):
+        c = EntityId("Counter", context.get_input())
+        yield context.call_entity(c, "add", 5)
+        context.signal_entity(c, "add", 1)
+        value = yield context.call_entity(c, "get")
+        try:
+            yield context.call_entity(c, "add_then_fail")
+        except perdure.TaskFailedError as error:
+            failure = error.error_type
+        after = yield context.call_entity(c, "get")
+        return [value, failure, after]
+
+    @app.orchestrator
+    def transfer(context):
+        a, b = EntityId("counter", "a"), EntityId("counter", "b")
+        amount = context.get_input()
+        with (yield context.lock([b, a])) as section:
+            assert section.targets == ["@counter@a", "@counter@b"]
+            yield context.call_entity(a, "add", -amount)
+            yield context.call_entity(b, "add", amount)
+        return "ok"
+
+    @app.orchestrator
+    def holds_lock_and_fails(context):
+        yield context.lock([EntityId("counter", "a")])
+        raise RuntimeError("crashed inside the critical section")
+
+    @app.orchestrator
+    def breaks_rules(context):
+        a = EntityId("counter", "a")
+        with (yield context.lock([a])):
+            try:
+                yield context.call_entity(EntityId("counter", "other"), "get")
+            except perdure.ValidationError as error:
+                return str(error)
+        return "no error"
+
+    return app
+
+
+@pytest.fixture
+def env():
+    with DurableTestEnvironment(make_app()) as env:
+        yield env
+
+
+def test_entity_operations_run_in_order_and_failures_roll_back(env) -> None:
+    status = env.wait_for_completion(env.client.start_new("use_counter", client_input="k"))
+    assert status.output == [6, "ValueError", 6]
+    assert env.client.read_entity_state(EntityId("counter", "k")).entity_state == 6
+
+
+def test_client_signals_read_list_and_clean(env) -> None:
+    counter = EntityId("counter", "c1")
+    assert env.client.read_entity_state(counter).entity_exists is False
+    for n in range(10):
+        env.client.signal_entity(counter, "add", n)
+    env.run_until_idle()
+    assert env.client.read_entity_state(counter).entity_state == 45
+    page, token = env.client.list_entities("counter")
+    assert [(e.entity_id, e.state) for e in page] == [(counter, 45)] and token is None
+    assert env.client.get_status_all() == []  # entities are not orchestration instances
+    env.client.signal_entity(counter, "reset")
+    env.run_until_idle()
+    assert env.client.read_entity_state(counter).entity_exists is False
+    assert env.client.clean_entity_storage().empty_entities_removed == 1
+    assert env.client.list_entities()[0] == []
+
+
+def test_entity_context_names() -> None:
+    app = make_app()
+
+    @app.orchestrator
+    def who(context):
+        return (yield context.call_entity(EntityId("Counter", "Key-1"), "whoami"))
+
+    with DurableTestEnvironment(app) as env2:
+        assert env2.wait_for_completion(env2.client.start_new("who")).output == [
+            "counter",
+            "Key-1",
+            True,
+        ]
+
+
+def test_critical_sections_take_locks_in_global_order(env) -> None:
+    env.client.signal_entity(EntityId("counter", "a"), "add", 100)
+    ids = [env.client.start_new("transfer", client_input=i) for i in range(1, 11)]
+    for instance_id in ids:
+        assert env.wait_for_completion(instance_id).output == "ok"
+    assert env.client.read_entity_state(EntityId("counter", "a")).entity_state == 100 - 55
+    assert env.client.read_entity_state(EntityId("counter", "b")).entity_state == 55
+
+
+def test_a_failed_orchestration_releases_its_locks(env) -> None:
+    failed = env.wait_for_completion(env.client.start_new("holds_lock_and_fails"))
+    assert failed.runtime_status is S.Failed
+    done = env.wait_for_completion(env.client.start_new("transfer", client_input=1))
+    assert done.output == "ok"
+
+
+def test_locking_rules_are_enforced(env) -> None:
+    status = env.wait_for_completion(env.client.start_new("breaks_rules"))
+    assert "only locked entities may be called" in status.output
+
+
+def test_lock_survives_a_killed_worker_and_the_count_is_exact(tmp_path: Path) -> None:
+    db = tmp_path / "entities.db"
+    env = {**os.environ, "ENTITY_STORE": f"sqlite:///{db}"}
+    client = perdure.App(store=f"sqlite:///{db}").sync_client()
+
+    def worker() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tests.e2e.entity_app"],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+
+    first = worker()
+    ids = [client.start_new("increment") for _ in range(20)]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        done = sum(
+            1 for s in client.get_status_by(runtime_status=[S.Completed]) if s.name == "increment"
+        )
+        if done >= 5:
+            break
+        time.sleep(0.02)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second = worker()
+    try:
+        outputs = [
+            client.wait_for_completion(i, timeout=90, poll_interval=0.05).output for i in ids
+        ]
+    finally:
+        second.send_signal(signal.SIGTERM)
+        second.wait(timeout=30)
+    assert sorted(outputs) == list(range(1, 21))  # every increment saw a distinct value
+    state = client.read_entity_state(EntityId("counter", "shared"))
+    assert state.entity_state == 20
