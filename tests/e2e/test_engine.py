@@ -512,3 +512,38 @@ def test_concurrent_starts_from_many_threads(tmp_path: Path) -> None:
         outputs = [client.wait_for_completion(i, timeout=60).output for i in ids]
     assert len(set(ids)) == 100
     assert all(o == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"] for o in outputs)
+
+
+def test_durable_timers_survive_a_restart(tmp_path: Path) -> None:
+    db = str(tmp_path / "timers.db")
+    start = datetime(2026, 3, 1, tzinfo=UTC)
+    with DurableTestEnvironment(make_app(), start=start, path=db) as env:
+        instance_id = env.client.start_new("counter", client_input=20)
+        env.run_until_idle()  # the one-minute timer is now only a row in the store
+    with DurableTestEnvironment(make_app(), start=start, path=db) as env:
+        env.advance(timedelta(seconds=59))
+        assert env.client.get_status(instance_id).runtime_status is S.Running
+        env.advance(timedelta(seconds=2))
+        assert env.client.get_status(instance_id).output == 20
+
+
+def test_a_locked_sqlite_store_gives_a_clear_timeout(tmp_path: Path, monkeypatch) -> None:
+    import sqlite3
+
+    import perdure.store.sqlite.store as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "_BUSY_TIMEOUT_MS", 200)
+    db = str(tmp_path / "locked.db")
+    store = sqlite_store.SqliteStore(db)
+    client = perdure.SyncClient(store)
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        with pytest.raises(perdure.TimeoutError, match="stayed locked"):
+            client.start_new("anything", instance_id="blocked")
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert client.get_status("blocked") is None
+    client.start_new("anything", instance_id="blocked")  # works once the lock is gone
+    store.close()

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from perdure.errors import InstanceAlreadyExistsError, ValidationError
+from perdure.errors import InstanceAlreadyExistsError, TimeoutError, ValidationError
 from perdure.model.events import (
     FailureDetails,
     HistoryEvent,
@@ -80,6 +80,16 @@ def _record(row: Sequence[Any]) -> InstanceRecord:
     )
 
 
+def _locked_error(exc: sqlite3.OperationalError, path: str) -> Exception:
+    """Another process held the database longer than the busy timeout: a clear timeout."""
+    if "locked" in str(exc) or "busy" in str(exc):
+        return TimeoutError(
+            f"the SQLite store {path!r} stayed locked by another process for more than "
+            f"{_BUSY_TIMEOUT_MS // 1000} s; nothing was changed"
+        )
+    return exc
+
+
 def encode_token(created_at: float, instance_id: str) -> str:
     raw = json.dumps([created_at, instance_id]).encode()
     return base64.urlsafe_b64encode(raw).decode()
@@ -130,14 +140,23 @@ class SqliteStore:
     def _tx(self) -> Iterator[sqlite3.Cursor]:
         with self._lock:
             cur = self._conn.cursor()
-            cur.execute("BEGIN IMMEDIATE")
+            try:
+                cur.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                cur.close()
+                raise _locked_error(exc, self.path) from exc
             try:
                 yield cur
             except BaseException:
-                cur.execute("ROLLBACK")
+                if self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
                 raise
             else:
-                cur.execute("COMMIT")
+                try:
+                    cur.execute("COMMIT")
+                except sqlite3.OperationalError as exc:
+                    cur.execute("ROLLBACK")
+                    raise _locked_error(exc, self.path) from exc
             finally:
                 cur.close()
 
