@@ -38,8 +38,24 @@ if TYPE_CHECKING:
 
 EXIT_FAILED, EXIT_USAGE, EXIT_NOT_FOUND = 1, 2, 3
 BASE_PATH = "/runtime/webhooks/durabletask"
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _console(stderr: bool) -> Console:
+    # Made per use, not at import, so the width follows $COLUMNS and the current streams.
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+class _Streams:
+    @property
+    def out(self) -> Console:
+        return _console(False)
+
+    @property
+    def err(self) -> Console:
+        return _console(True)
+
+
+_io = _Streams()
 
 
 # --- helpers -----------------------------------------------------------------------
@@ -186,6 +202,9 @@ class StoreBackend:
         )
         return result.instances_deleted
 
+    def close(self) -> None:
+        self.app.close()
+
     def api_key(self) -> str:
         from perdure.http.auth import resolve_api_key
 
@@ -203,6 +222,9 @@ class HttpBackend:
         self.http = httpx.Client(
             base_url=url.rstrip("/") + BASE_PATH, headers={"x-functions-key": key}, timeout=60
         )
+
+    def close(self) -> None:
+        self.http.close()
 
     def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         import httpx
@@ -328,7 +350,7 @@ class _Group(click.Group):
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    err.print(f"[red]error:[/red] {message}", markup=True)
+    _io.err.print(f"[red]error:[/red] {message}", markup=True)
     sys.exit(code)
 
 
@@ -358,10 +380,15 @@ def main(ctx: click.Context, store: str | None, hub: str | None, app_spec: str |
 
 def backend(ctx: click.Context) -> Backend:
     """The backend the global options select: a server (``--url``) or the store."""
-    settings: dict[str, Any] = ctx.find_root().obj
+    root = ctx.find_root()
+    settings: dict[str, Any] = root.obj
+    made: HttpBackend | StoreBackend
     if settings.get("url"):
-        return HttpBackend(settings["url"], settings.get("key"))
-    return StoreBackend(settings.get("store"), settings.get("hub"), settings.get("app"))
+        made = HttpBackend(settings["url"], settings.get("key"))
+    else:
+        made = StoreBackend(settings.get("store"), settings.get("hub"), settings.get("app"))
+    root.call_on_close(made.close)
+    return made
 
 
 # --- instance commands -----------------------------------------------------------------
@@ -373,7 +400,7 @@ def backend(ctx: click.Context) -> Backend:
 def start(ctx: click.Context, name: str, input_: str | None, instance_id: str | None) -> None:
     """Start orchestration NAME; print the instance ID."""
     value = parse_json(input_, "--input")
-    out.print(backend(ctx).start(name, instance_id, value))
+    _io.out.print(backend(ctx).start(name, instance_id, value))
 
 
 @main.command()
@@ -385,7 +412,7 @@ def status(ctx: click.Context, instance_id: str, history: bool, as_json: bool) -
     """Show an instance's status (and history)."""
     body = backend(ctx).status(instance_id, history)
     if as_json:
-        out.print(_dump(body))
+        _io.out.print(_dump(body))
         return
     table = Table(show_header=False, box=None)
     for key in ("instanceId", "name", "runtimeStatus", "createdTime", "lastUpdatedTime"):
@@ -393,16 +420,19 @@ def status(ctx: click.Context, instance_id: str, history: bool, as_json: bool) -
     for key in ("input", "output", "customStatus"):
         if body.get(key) is not None:
             table.add_row(f"[bold]{key}[/bold]", _dump(body[key]))
-    out.print(table)
+    _io.out.print(table)
     if history:
-        out.print(history_table(body.get("historyEvents") or []))
+        _io.out.print(history_table(body.get("historyEvents") or []))
 
 
 def history_table(events: list[dict[str, Any]]) -> Table:
     """The history as a readable table (like the seeds' history table)."""
     table = Table(title="History")
-    for column in ("#", "Timestamp", "Event", "Name", "Details"):
-        table.add_column(column, overflow="fold")
+    table.add_column("#", justify="right")
+    table.add_column("Timestamp", no_wrap=True)
+    table.add_column("Event", no_wrap=True)
+    table.add_column("Name", no_wrap=True)
+    table.add_column("Details", overflow="fold", min_width=20)
     for number, event in enumerate(events, 1):
         name = event.get("FunctionName") or event.get("Name") or ""
         details = []
@@ -433,7 +463,7 @@ def list_(ctx: click.Context, statuses: tuple[str, ...], created_from: str | Non
     )
     if as_json:
         for row in rows:
-            out.print(_dump(row))
+            _io.out.print(_dump(row))
         return
     table = Table()
     for column in ("Instance ID", "Name", "Status", "Created", "Updated"):
@@ -441,8 +471,8 @@ def list_(ctx: click.Context, statuses: tuple[str, ...], created_from: str | Non
     for row in rows:
         table.add_row(row["instanceId"], row["name"], row["runtimeStatus"],
                       row["createdTime"], row["lastUpdatedTime"])
-    out.print(table)
-    err.print(f"{len(rows)} instance(s)")
+    _io.out.print(table)
+    _io.err.print(f"{len(rows)} instance(s)")
 
 
 @main.command("raise")
@@ -453,7 +483,7 @@ def list_(ctx: click.Context, statuses: tuple[str, ...], created_from: str | Non
 def raise_(ctx: click.Context, instance_id: str, event: str, data: str | None) -> None:
     """Raise EVENT on an instance."""
     backend(ctx).raise_event(instance_id, event, parse_json(data, "--data"))
-    err.print(f"raised {event!r} on {instance_id}")
+    _io.err.print(f"raised {event!r} on {instance_id}")
 
 
 def _control_command(verb: str, help_text: str) -> None:
@@ -463,7 +493,7 @@ def _control_command(verb: str, help_text: str) -> None:
     @click.pass_context
     def command(ctx: click.Context, instance_id: str, reason: str | None) -> None:
         backend(ctx).control(verb, instance_id, reason)
-        err.print(f"{verb}: request accepted for {instance_id}")
+        _io.err.print(f"{verb}: request accepted for {instance_id}")
 
 
 _control_command("terminate", "Terminate an instance (at its next step).")
@@ -478,7 +508,7 @@ _control_command("rewind", "Rewind a Failed instance: re-run only the failed wor
 @click.pass_context
 def restart(ctx: click.Context, instance_id: str, same_id: bool) -> None:
     """Start an instance's orchestrator again with its original input; print the new ID."""
-    out.print(backend(ctx).restart(instance_id, not same_id))
+    _io.out.print(backend(ctx).restart(instance_id, not same_id))
 
 
 @main.command()
@@ -496,7 +526,7 @@ def purge(ctx: click.Context, instance_id: str | None, created_from: str | None,
             raise click.UsageError("give an instance ID or filters, not both")
         if backend(ctx).purge(instance_id) == 0:
             raise InstanceNotFoundError(instance_id)
-        err.print(f"purged {instance_id}")
+        _io.err.print(f"purged {instance_id}")
         return
     if not (created_from or created_to or statuses):
         raise click.UsageError(
@@ -508,13 +538,13 @@ def purge(ctx: click.Context, instance_id: str | None, created_from: str | None,
     names = parse_statuses(statuses)
     with Progress(SpinnerColumn(), TextColumn("purging"), BarColumn(),
                   TextColumn("{task.completed} deleted"), TimeElapsedColumn(),
-                  console=err, transient=False) as bar:
+                  console=_io.err, transient=False) as bar:
         task = bar.add_task("purge", total=None)
         deleted = backend(ctx).purge_by(
             start_at, end_at, names, lambda done: bar.update(task, completed=done)
         )
         bar.update(task, completed=deleted, total=max(deleted, 1))
-    out.print(f"{deleted} instance(s) deleted")
+    _io.out.print(f"{deleted} instance(s) deleted")
 
 
 @main.command()
@@ -537,7 +567,7 @@ def wait(ctx: click.Context, instance_id: str, timeout: float) -> None:
             raise TimeoutError(f"instance {instance_id!r} is still {state} after {timeout:g}s")
         time.sleep(min(delay, left))
         delay = min(delay * 2, 1.0)
-    out.print(_dump(body.get("output")))
+    _io.out.print(_dump(body.get("output")))
     if state != "Completed":
         _fail(f"instance {instance_id!r} is {state}", EXIT_FAILED)
 
@@ -549,7 +579,7 @@ def key(ctx: click.Context) -> None:
     b = backend(ctx)
     if not isinstance(b, StoreBackend):
         raise ValidationError("'perdure key' reads the store; drop --url")
-    out.print(b.api_key())
+    _io.out.print(b.api_key())
 
 
 # --- running ---------------------------------------------------------------------------
@@ -591,9 +621,9 @@ def worker(app_spec: str, concurrency: int | None) -> None:
     app = load_app(app_spec)
     if concurrency is not None:
         app.worker_options["max_concurrent_activities"] = concurrency
-    err.print(f"perdure worker: task hub {app.hub!r}, pid {os.getpid()}; SIGTERM drains")
+    _io.err.print(f"perdure worker: task hub {app.hub!r}, pid {os.getpid()}; SIGTERM drains")
     app.run()
-    err.print("perdure worker: stopped")
+    _io.err.print("perdure worker: stopped")
 
 
 if __name__ == "__main__":
