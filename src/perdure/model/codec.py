@@ -111,7 +111,7 @@ def _restore(obj: Any) -> Any:
             fields = {k: _restore(v) for k, v in obj["value"].items()}
             try:
                 cls = _resolve(obj["$dataclass"])
-                if dataclasses.is_dataclass(cls):
+                if isinstance(cls, type) and dataclasses.is_dataclass(cls):
                     return cls(**fields)
             except Exception:
                 pass

@@ -165,7 +165,7 @@ class GenericEvent(HistoryEvent):
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EntityOperationCalled(HistoryEvent):
-    """An orchestration called an entity operation (two-way); completes with TaskCompleted/Failed."""
+    """An orchestration called an entity operation (two-way); ends with TaskCompleted/Failed."""
 
     target: str
     operation: str

@@ -372,10 +372,14 @@ class DurableOrchestrationContext:
                 f"inside a critical section only locked entities may be called; {target} "
                 f"is not one of {section.targets}"
             )
-        text = codec.encode(operation_input, f"input of call_entity({target!r}, {operation_name!r})")
+        text = codec.encode(
+            operation_input, f"input of call_entity({target!r}, {operation_name!r})"
+        )
         task_id = self._runtime.next_task_id()
         task = CompletableTask(task_id, f"entity {target} {operation_name!r}")
-        self._runtime.add_action(CallEntity(task_id, _call_site(), target, operation_name, text), task)
+        self._runtime.add_action(
+            CallEntity(task_id, _call_site(), target, operation_name, text), task
+        )
         return task
 
     def signal_entity(

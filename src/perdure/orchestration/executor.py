@@ -534,7 +534,9 @@ def _action_event(action: Action, now: datetime) -> ev.HistoryEvent:
             operation=action.operation, input=action.input,
         )
     if isinstance(action, LockEntities):
-        return ev.EntityLockRequested(timestamp=now, event_id=action.task_id, targets=action.targets)
+        return ev.EntityLockRequested(
+            timestamp=now, event_id=action.task_id, targets=action.targets
+        )
     if isinstance(action, UnlockEntities):
         return ev.EntityUnlockSent(timestamp=now, event_id=action.task_id, targets=action.targets)
     raise TypeError(f"unknown action {action!r}")
