@@ -29,6 +29,7 @@ from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.store.base import (
     ActivityResult,
     ActivityWorkItem,
+    Backlog,
     Checkpoint,
     InstanceQuery,
     InstanceRecord,
@@ -407,6 +408,18 @@ class SqliteStore:
         )
         return {Status(s): n for s, n in rows}
 
+    def backlog(self, now: datetime) -> Backlog:
+        # Message visibility follows the worker clock (virtual in tests); task leases
+        # follow wall time, as fetch_activity_work does.
+        rows = self._read(
+            "SELECT (SELECT COUNT(*) FROM inbox WHERE hub=? AND visible_at<=?),"
+            " (SELECT COUNT(*) FROM inbox WHERE hub=? AND visible_at>?),"
+            " (SELECT COUNT(*) FROM tasks WHERE hub=? AND lock_expires<?),"
+            " (SELECT COUNT(*) FROM tasks WHERE hub=? AND lock_expires>=?)",
+            (self.hub, now.timestamp()) * 2 + (self.hub, time.time()) * 2,
+        )
+        return Backlog(*rows[0])
+
     def purge_instances(
         self,
         instance_ids: list[str] | None = None,
@@ -453,10 +466,12 @@ class SqliteStore:
         wall = time.time()
         visible = now.timestamp()
         candidates = (
-            "SELECT m.instance_id FROM inbox m JOIN instances i"
+            # The inbox_visible index yields messages oldest-visible first, so DISTINCT
+            # with LIMIT stops early instead of aggregating every visible message.
+            "SELECT DISTINCT m.instance_id FROM inbox m JOIN instances i"
             " ON i.hub = m.hub AND i.instance_id = m.instance_id"
             " WHERE m.hub=? AND m.visible_at<=? AND i.lock_expires<?"
-            " GROUP BY m.instance_id ORDER BY MIN(m.id) LIMIT ?"
+            " ORDER BY m.visible_at LIMIT ?"
         )
         # Look before taking the write lock, so idle workers never contend for it.
         if not self._read(candidates, (self.hub, visible, wall, 1)):
@@ -495,99 +510,141 @@ class SqliteStore:
     def commit_checkpoints(
         self, owner: str, checkpoints: list[Checkpoint], now: datetime
     ) -> list[str]:
-        lost: list[str] = []
         stamp = now.timestamp()
-        wall = time.time()
         with self._tx() as cur:
-            for cp in checkpoints:
-                if not self._commit_one_tx(cur, owner, cp, stamp, wall):
-                    lost.append(cp.instance_id)
+            lost = self._commit_tx(cur, owner, checkpoints, stamp, time.time())
         self._changed()
         return lost
 
-    def _commit_one_tx(
-        self, cur: sqlite3.Cursor, owner: str, cp: Checkpoint, stamp: float, wall: float
-    ) -> bool:
+    def _commit_tx(
+        self,
+        cur: sqlite3.Cursor,
+        owner: str,
+        checkpoints: list[Checkpoint],
+        stamp: float,
+        wall: float,
+    ) -> list[str]:
         hub = self.hub
-        finished = cp.status in TERMINAL_STATUSES
-        new_exec = cp.new_execution
-        if new_exec is not None:
-            length = 0
-        elif cp.replace_history:
-            length = len(cp.history)
-        else:
-            length = cp.history_length + len(cp.history)
-        cur.execute(
-            "UPDATE instances SET status=?, output=?, failure=?, custom_status=?, updated_at=?,"
-            " completed_at=?, history_length=?, execution_id=?, input=COALESCE(?, input),"
-            " lock_owner=NULL, lock_expires=0"
-            " WHERE hub=? AND instance_id=? AND lock_owner=? AND lock_expires>=?"
-            " AND execution_id=? AND history_length=?",
-            (
-                cp.status.value,
-                cp.output,
-                _failure_to_text(cp.failure),
-                cp.custom_status,
-                stamp,
-                stamp if finished else None,
-                length,
-                new_exec.execution_id if new_exec else cp.execution_id,
-                new_exec.input if new_exec else None,
-                hub,
-                cp.instance_id,
-                owner,
-                wall,
-                cp.execution_id,
-                cp.history_length,
-            ),
-        )
-        if cur.rowcount != 1:
-            return False
-        if new_exec is not None or cp.replace_history:
-            cur.execute("DELETE FROM history WHERE hub=? AND instance_id=?", (hub, cp.instance_id))
-        if new_exec is None:
-            start = 0 if cp.replace_history else cp.history_length
-            cur.executemany(
-                "INSERT INTO history (hub, instance_id, execution_id, seq, event_type, data)"
-                " VALUES (?,?,?,?,?,?)",
-                [
+        # The fence: a checkpoint is written only if its instance is still leased by this
+        # owner at the execution and history position the episode started from. Nobody
+        # else can write between this read and the updates: we hold the write lock.
+        rows: dict[str, tuple[Any, ...]] = {}
+        ids = [cp.instance_id for cp in checkpoints]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            for row in cur.execute(
+                "SELECT instance_id, lock_owner, lock_expires, execution_id, history_length"
+                f" FROM instances WHERE hub=? AND instance_id IN ({marks})",
+                [hub, *chunk],
+            ):
+                rows[row[0]] = row
+        valid: list[Checkpoint] = []
+        lost: list[str] = []
+        for cp in checkpoints:
+            row = rows.get(cp.instance_id)
+            if (
+                row is not None
+                and row[1] == owner
+                and row[2] >= wall
+                and row[3] == cp.execution_id
+                and row[4] == cp.history_length
+            ):
+                valid.append(cp)
+            else:
+                lost.append(cp.instance_id)
+        if not valid:
+            return lost
+        updates, history, consumed, finished, reset = [], [], [], [], []
+        messages: list[Message] = []
+        tasks = []
+        for cp in valid:
+            done = cp.status in TERMINAL_STATUSES
+            new_exec = cp.new_execution
+            if new_exec is not None or cp.replace_history:
+                reset.append((hub, cp.instance_id))
+            if new_exec is not None:
+                length = 0
+            else:
+                first = 0 if cp.replace_history else cp.history_length
+                length = first + len(cp.history)
+                history.extend(
                     (
                         hub,
                         cp.instance_id,
                         cp.execution_id,
-                        start + n,
+                        first + n,
                         e.event_type,
                         event_to_json(e),
                     )
                     for n, e in enumerate(cp.history)
-                ],
+                )
+            updates.append(
+                (
+                    cp.status.value,
+                    cp.output,
+                    _failure_to_text(cp.failure),
+                    cp.custom_status,
+                    stamp,
+                    stamp if done else None,
+                    length,
+                    new_exec.execution_id if new_exec else cp.execution_id,
+                    new_exec.input if new_exec else None,
+                    hub,
+                    cp.instance_id,
+                )
             )
-        if cp.consumed:
-            cur.executemany("DELETE FROM inbox WHERE id=?", [(i,) for i in cp.consumed])
+            consumed.extend((i,) for i in cp.consumed)
+            if done:
+                finished.append((hub, cp.instance_id))
+            tasks.extend(
+                (hub, t.instance_id, t.execution_id, t.task_id, t.name, t.input, stamp)
+                for t in cp.tasks
+            )
+        cur.executemany(
+            "UPDATE instances SET status=?, output=?, failure=?, custom_status=?, updated_at=?,"
+            " completed_at=?, history_length=?, execution_id=?, input=COALESCE(?, input),"
+            " lock_owner=NULL, lock_expires=0 WHERE hub=? AND instance_id=?",
+            updates,
+        )
+        if reset:
+            cur.executemany("DELETE FROM history WHERE hub=? AND instance_id=?", reset)
+        if history:
+            cur.executemany(
+                "INSERT INTO history (hub, instance_id, execution_id, seq, event_type, data)"
+                " VALUES (?,?,?,?,?,?)",
+                history,
+            )
+        if consumed:
+            cur.executemany("DELETE FROM inbox WHERE id=?", consumed)
         if finished:
             # Pending timers and results for a finished instance can never matter.
-            cur.execute(
+            cur.executemany(
                 "DELETE FROM inbox WHERE hub=? AND instance_id=? AND event_type IN"
                 " ('TimerFired', 'TaskCompleted', 'TaskFailed')",
-                (hub, cp.instance_id),
+                finished,
             )
-        self._insert_messages_tx(cur, cp.messages, stamp)
-        if cp.tasks:
+        # Messages and child instances go in checkpoint order, so the batch behaves
+        # exactly like committing its checkpoints one by one.
+        for cp in valid:
+            messages.extend(cp.messages)
+            if cp.sub_orchestrations:
+                self._insert_messages_tx(cur, messages, stamp)
+                messages = []
+                for sub in cp.sub_orchestrations:
+                    try:
+                        self._create_instance_tx(cur, sub.child, _ACTIVE)
+                    except InstanceAlreadyExistsError:
+                        messages.append(sub.on_conflict)
+        self._insert_messages_tx(cur, messages, stamp)
+        if tasks:
             cur.executemany(
                 "INSERT INTO tasks"
                 " (hub, instance_id, execution_id, task_id, name, input, created_at)"
                 " VALUES (?,?,?,?,?,?,?)",
-                [
-                    (hub, t.instance_id, t.execution_id, t.task_id, t.name, t.input, stamp)
-                    for t in cp.tasks
-                ],
+                tasks,
             )
-        for sub in cp.sub_orchestrations:
-            try:
-                self._create_instance_tx(cur, sub.child, _ACTIVE)
-            except InstanceAlreadyExistsError:
-                self._insert_messages_tx(cur, [sub.on_conflict], stamp)
-        return True
+        return lost
 
     def release_instances(self, owner: str, instance_ids: list[str]) -> None:
         if not instance_ids:
