@@ -144,6 +144,16 @@ class InstanceQuery:
     newest_first: bool = False
 
 
+@dataclass
+class Backlog:
+    """Work waiting in the store: what an autoscaler (KEDA, say) scales workers on."""
+
+    orchestration_messages: int  # inbox messages visible now: episodes waiting to run
+    timers: int  # inbox messages visible later (durable timers, retry back-offs)
+    activity_tasks: int  # activity tasks no worker holds (never leased, or lease expired)
+    activities_running: int  # activity tasks a worker holds a live lease on
+
+
 class Store(Protocol):
     """What every backend provides. Methods are thread-safe."""
 
@@ -181,6 +191,9 @@ class Store(Protocol):
         """One page of instances and the token of the next page (None at the end)."""
 
     def count_by_status(self) -> dict[Status, int]: ...
+
+    def backlog(self, now: datetime) -> Backlog:
+        """Counts of queued work; ``now`` (the worker clock) splits due messages from timers."""
 
     def purge_instances(
         self,

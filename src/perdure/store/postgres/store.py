@@ -27,6 +27,7 @@ from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.store.base import (
     ActivityResult,
     ActivityWorkItem,
+    Backlog,
     Checkpoint,
     InstanceQuery,
     InstanceRecord,
@@ -451,6 +452,18 @@ class PostgresStore:
             (self.hub,),
         )
         return {Status(s): n for s, n in rows}
+
+    def backlog(self, now: datetime) -> Backlog:
+        # Message visibility follows the worker clock; task leases follow the server's
+        # clock, as fetch_activity_work does.
+        rows = self._statement(
+            "SELECT (SELECT count(*) FROM perdure.inbox WHERE hub = %s AND visible_at <= %s),"
+            " (SELECT count(*) FROM perdure.inbox WHERE hub = %s AND visible_at > %s),"
+            f" (SELECT count(*) FROM perdure.tasks WHERE hub = %s AND lock_expires < {_NOW}),"
+            f" (SELECT count(*) FROM perdure.tasks WHERE hub = %s AND lock_expires >= {_NOW})",
+            (self.hub, now.timestamp()) * 2 + (self.hub, self.hub),
+        )
+        return Backlog(*rows[0])
 
     def _purge_statement(self, victims: str) -> str:
         """One statement deleting the instances selected by ``victims`` and all their rows."""
