@@ -42,6 +42,7 @@ from perdure.store.sqlite.store import decode_token, dt, encode_token, ts
 log = logging.getLogger("perdure.store.postgres")
 
 T = TypeVar("T")
+U = TypeVar("U")
 Conn = psycopg.Connection[tuple[Any, ...]]
 
 _INSTANCE_COLUMNS = (
@@ -80,6 +81,14 @@ def _record(row: Sequence[Any]) -> InstanceRecord:
         parent_instance_id=row[11],
         history_length=row[12],
     )
+
+
+def _same(value: T) -> T:
+    return value
+
+
+def _rows(cursor: psycopg.Cursor[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    return cursor.fetchall()
 
 
 def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -170,25 +179,47 @@ class PostgresStore:
         with self._pool.connection() as conn:
             self._migrate(conn)
 
-    def _run(self, body: Callable[[Conn], T], *, transaction: bool = True) -> T:
-        """Run ``body`` on a pooled connection, in one transaction (pipelined: statements
-        whose results are not read go out together), or in autocommit mode.
+    def _run(
+        self, body: Callable[[Conn], T], *, transaction: bool = True, durable: bool = True
+    ) -> T:
+        """Run ``body`` on a pooled connection: in one pipelined transaction (statements
+        whose results are not read go out together, with the COMMIT), or in autocommit.
+
+        ``durable=False`` commits without waiting for the WAL flush. Only for changes that
+        are safe to lose in a server crash: leases (a lost lease fails its holder's fenced
+        commit, and any later durable commit flushes the earlier ones anyway).
 
         A connection error is retried when it provably committed nothing: raised before
         COMMIT was sent, or by an autocommit body, whose statements are all idempotent.
         An error during COMMIT is ambiguous and propagates (the worker loop retries).
         """
+        return self._run_then(body, _same, transaction=transaction, durable=durable)
+
+    def _run_then(
+        self,
+        body: Callable[[Conn], T],
+        then: Callable[[T], U],
+        *,
+        transaction: bool = True,
+        durable: bool = True,
+    ) -> U:
+        """:meth:`_run`, then ``then(result)`` after COMMIT, still on the connection: a
+        body that only queues statements and reads their cursors in ``then`` costs one
+        round trip in all."""
         delay = 0.05
         for attempt in range(_RETRIES + 1):
             committing = False
             try:
                 with self._pool.connection() as conn:
                     if not transaction:
-                        return body(conn)
-                    with conn.pipeline(), conn.transaction():
-                        result = body(conn)
-                        committing = True
-                    return result
+                        return then(body(conn))
+                    with conn.pipeline():
+                        with conn.transaction():
+                            if not durable:
+                                conn.execute("SET LOCAL synchronous_commit = off")
+                            result = body(conn)
+                            committing = True
+                        return then(result)
             except psycopg.OperationalError as exc:
                 if committing or attempt == _RETRIES:
                     raise
@@ -250,8 +281,8 @@ class PostgresStore:
             "INSERT INTO perdure.inbox"
             " (hub, instance_id, execution_id, event_type, data, visible_at, created_at)"
             " SELECT %s, m.instance_id, m.execution_id, m.event_type, m.data, m.visible_at,"
-            " m.created_at FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[],"
-            " %s::float8[], %s::float8[]) WITH ORDINALITY"
+            " m.created_at FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
+            " %b::float8[], %b::float8[]) WITH ORDINALITY"
             " AS m(instance_id, execution_id, event_type, data, visible_at, created_at, ord)"
             f"{exists} ORDER BY m.ord",
             [self.hub, *cols, *([self.hub] if check else [])],
@@ -261,7 +292,7 @@ class PostgresStore:
         """Delete history, inbox and tasks of ``ids`` (the instance rows stay)."""
         for table in ("history", "inbox", "tasks"):
             conn.execute(
-                f"DELETE FROM perdure.{table} WHERE hub = %s AND instance_id = ANY(%s::text[])",
+                f"DELETE FROM perdure.{table} WHERE hub = %s AND instance_id = ANY(%b::text[])",
                 (self.hub, ids),
             )
 
@@ -293,8 +324,8 @@ class PostgresStore:
                     "INSERT INTO perdure.instances (hub, instance_id, name, execution_id, status,"
                     " input, created_at, updated_at, parent_instance_id)"
                     " SELECT %s, v.instance_id, v.name, v.execution_id, 'Pending', v.input,"
-                    " v.created_at, v.created_at, v.parent FROM unnest(%s::text[], %s::text[],"
-                    " %s::text[], %s::text[], %s::text[], %s::float8[])"
+                    " v.created_at, v.created_at, v.parent FROM unnest(%b::text[], %b::text[],"
+                    " %b::text[], %b::text[], %b::text[], %b::float8[])"
                     " AS v(instance_id, name, execution_id, input, parent, created_at)"
                     " ON CONFLICT (hub, instance_id) DO NOTHING RETURNING instance_id",
                     [self.hub, *cols],
@@ -308,7 +339,7 @@ class PostgresStore:
                 r[0]: Status(r[1])
                 for r in conn.execute(
                     "SELECT instance_id, status FROM perdure.instances"
-                    " WHERE hub = %s AND instance_id = ANY(%s::text[]) FOR UPDATE",
+                    " WHERE hub = %s AND instance_id = ANY(%b::text[]) FOR UPDATE",
                     (self.hub, rest),
                 ).fetchall()
             }
@@ -330,8 +361,8 @@ class PostgresStore:
                     " custom_status = NULL, created_at = v.created_at, updated_at = v.created_at,"
                     " completed_at = NULL, parent_instance_id = v.parent, history_length = 0,"
                     " lock_owner = NULL, lock_expires = 0"
-                    " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-                    " %s::float8[])"
+                    " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
+                    " %b::float8[])"
                     " AS v(instance_id, name, execution_id, input, parent, created_at)"
                     " WHERE i.hub = %s AND i.instance_id = v.instance_id",
                     [*cols, self.hub],
@@ -417,7 +448,7 @@ class PostgresStore:
             clauses.append("created_at <= %s")
             params.append(ts(q.created_to))
         if q.statuses:
-            clauses.append("status = ANY(%s::text[])")
+            clauses.append("status = ANY(%b::text[])")
             params.append(sorted(s.value for s in q.statuses))
         if q.instance_id_prefix:
             clauses.append("starts_with(instance_id, %s)")
@@ -488,7 +519,7 @@ class PostgresStore:
     ) -> int:
         hub = self.hub
         if instance_ids is not None:
-            statement = self._purge_statement("SELECT unnest(%s::text[])")
+            statement = self._purge_statement("SELECT unnest(%b::text[])")
             rows = self._statement(statement, [hub, list(instance_ids), hub, hub, hub])
             return int(rows[0][0])
         q = query or InstanceQuery()
@@ -516,45 +547,48 @@ class PostgresStore:
         visible = now.timestamp()
         hub = self.hub
 
-        def body(conn: Conn) -> list[OrchestrationWorkItem]:
+        def body(conn: Conn) -> psycopg.Cursor[tuple[Any, ...]]:
             # Oldest waiting message first; rows another worker is leasing right now are
             # skipped, not waited for. The lease re-check on the locked row version keeps
             # a just-leased instance out.
-            records = [
-                _record(r)
-                for r in conn.execute(
-                    "WITH cand AS (SELECT i.instance_id FROM perdure.instances i"
-                    " JOIN (SELECT instance_id, min(id) AS first_id FROM perdure.inbox"
-                    " WHERE hub = %s AND visible_at <= %s GROUP BY instance_id) m"
-                    " ON m.instance_id = i.instance_id"
-                    f" WHERE i.hub = %s AND i.lock_expires < {_NOW}"
-                    " ORDER BY m.first_id LIMIT %s FOR UPDATE OF i SKIP LOCKED)"
-                    f" UPDATE perdure.instances i SET lock_owner = %s, lock_expires = {_NOW} + %s"
-                    " FROM cand WHERE i.hub = %s AND i.instance_id = cand.instance_id"
-                    f" RETURNING {', '.join('i.' + c for c in _INSTANCE_COLUMNS.split(', '))}",
-                    (hub, visible, hub, limit, owner, lease_seconds, hub),
-                ).fetchall()
-            ]
-            if not records:
-                return []
-            # A separate statement on purpose: it takes a fresh snapshot, so it cannot
-            # return messages that the previous lease holder consumed and committed
-            # while the statement above was running.
-            inbox: dict[str, list[Message]] = {r.instance_id: [] for r in records}
-            for mid, iid, eid, etype, data in conn.execute(
-                "SELECT id, instance_id, execution_id, event_type, data FROM perdure.inbox"
-                " WHERE hub = %s AND instance_id = ANY(%s::text[]) AND visible_at <= %s"
-                " ORDER BY id",
-                (hub, list(inbox), visible),
-            ).fetchall():
-                inbox[iid].append(Message(iid, event_from_json(etype, data), eid, None, mid))
-            return [OrchestrationWorkItem(r, inbox[r.instance_id]) for r in records]
+            conn.execute(
+                "WITH cand AS (SELECT i.instance_id FROM perdure.instances i"
+                " JOIN (SELECT instance_id, min(id) AS first_id FROM perdure.inbox"
+                " WHERE hub = %s AND visible_at <= %s GROUP BY instance_id) m"
+                " ON m.instance_id = i.instance_id"
+                f" WHERE i.hub = %s AND i.lock_expires < {_NOW}"
+                " ORDER BY m.first_id LIMIT %s FOR UPDATE OF i SKIP LOCKED)"
+                f" UPDATE perdure.instances i SET lock_owner = %s, lock_expires = {_NOW} + %s"
+                " FROM cand WHERE i.hub = %s AND i.instance_id = cand.instance_id",
+                (hub, visible, hub, limit, owner, lease_seconds, hub),
+            )
+            # A second statement on purpose: it takes a fresh snapshot, so it cannot see
+            # messages that the previous lease holder consumed and committed while the
+            # statement above ran. now() is fixed for the transaction, so the expiry
+            # just written picks out exactly the rows this transaction leased.
+            return conn.execute(
+                f"SELECT {', '.join('i.' + c for c in _INSTANCE_COLUMNS.split(', '))},"
+                " m.id, m.execution_id, m.event_type, m.data FROM perdure.instances i"
+                " LEFT JOIN perdure.inbox m ON m.hub = i.hub AND m.instance_id = i.instance_id"
+                " AND m.visible_at <= %s"
+                f" WHERE i.hub = %s AND i.lock_owner = %s AND i.lock_expires = {_NOW} + %s"
+                " ORDER BY m.id",
+                (visible, hub, owner, lease_seconds),
+            )
 
-        items = self._run(body)
-        first_id = {it.instance.instance_id: (it.messages[0].id if it.messages else 0)
-                    for it in items}
-        items.sort(key=lambda it: first_id[it.instance.instance_id])
-        return items
+        def collect(cursor: psycopg.Cursor[tuple[Any, ...]]) -> list[OrchestrationWorkItem]:
+            items: dict[str, OrchestrationWorkItem] = {}
+            for row in cursor.fetchall():
+                iid = row[0]
+                item = items.get(iid)
+                if item is None:
+                    item = items[iid] = OrchestrationWorkItem(_record(row[:13]), [])
+                if row[13] is not None:
+                    event = event_from_json(row[15], row[16])
+                    item.messages.append(Message(iid, event, row[14], None, row[13]))
+            return list(items.values())  # in order of each instance's oldest message
+
+        return self._run_then(body, collect, durable=False)
 
     def load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
         rows = self._statement(
@@ -620,8 +654,8 @@ class PostgresStore:
                 " completed_at = v.completed_at, history_length = v.new_length,"
                 " execution_id = v.new_execution_id, input = COALESCE(v.new_input, i.input),"
                 " lock_owner = NULL, lock_expires = 0"
-                " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-                " %s::float8[], %s::int[], %s::text[], %s::text[], %s::text[], %s::int[])"
+                " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
+                " %b::float8[], %b::int[], %b::text[], %b::text[], %b::text[], %b::int[])"
                 " AS v(instance_id, status, output, failure, custom_status, completed_at,"
                 " new_length, new_execution_id, new_input, execution_id, history_length)"
                 " WHERE i.hub = %s AND i.instance_id = v.instance_id AND i.lock_owner = %s"
@@ -640,7 +674,7 @@ class PostgresStore:
         ]
         if reset:
             conn.execute(
-                "DELETE FROM perdure.history WHERE hub = %s AND instance_id = ANY(%s::text[])",
+                "DELETE FROM perdure.history WHERE hub = %s AND instance_id = ANY(%b::text[])",
                 (hub, reset),
             )
         history = [
@@ -654,20 +688,20 @@ class PostgresStore:
             conn.execute(
                 "INSERT INTO perdure.history"
                 " (hub, instance_id, execution_id, seq, event_type, data) SELECT %s, *"
-                " FROM unnest(%s::text[], %s::text[], %s::int[], %s::text[], %s::text[])",
+                " FROM unnest(%b::text[], %b::text[], %b::int[], %b::text[], %b::text[])",
                 [hub, *_columns(history, 5)],
             )
         consumed = [i for cp in done for i in cp.consumed]
         if consumed:
             conn.execute(
-                "DELETE FROM perdure.inbox WHERE hub = %s AND id = ANY(%s::bigint[])",
+                "DELETE FROM perdure.inbox WHERE hub = %s AND id = ANY(%b::bigint[])",
                 (hub, consumed),
             )
         finished = [cp.instance_id for cp in done if cp.status in TERMINAL_STATUSES]
         if finished:
             # Pending timers and results for a finished instance can never matter.
             conn.execute(
-                "DELETE FROM perdure.inbox WHERE hub = %s AND instance_id = ANY(%s::text[])"
+                "DELETE FROM perdure.inbox WHERE hub = %s AND instance_id = ANY(%b::text[])"
                 " AND event_type IN ('TimerFired', 'TaskCompleted', 'TaskFailed')",
                 (hub, finished),
             )
@@ -680,8 +714,8 @@ class PostgresStore:
         if tasks:
             conn.execute(
                 "INSERT INTO perdure.tasks (hub, instance_id, execution_id, task_id, name, input,"
-                " created_at) SELECT %s, v.*, %s FROM unnest(%s::text[], %s::text[], %s::int[],"
-                " %s::text[], %s::text[]) AS v",
+                " created_at) SELECT %s, v.*, %s FROM unnest(%b::text[], %b::text[], %b::int[],"
+                " %b::text[], %b::text[]) AS v",
                 [hub, stamp, *_columns(tasks, 5)],
             )
         subs = [s for cp in done for s in cp.sub_orchestrations]
@@ -697,7 +731,7 @@ class PostgresStore:
             return
         self._statement(
             "WITH r AS (UPDATE perdure.instances SET lock_owner = NULL, lock_expires = 0"
-            " WHERE hub = %s AND instance_id = ANY(%s::text[]) AND lock_owner = %s RETURNING 1)"
+            " WHERE hub = %s AND instance_id = ANY(%b::text[]) AND lock_owner = %s RETURNING 1)"
             " SELECT (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM r))",
             (self.hub, instance_ids, owner, self._channel, self._token),
         )
@@ -706,15 +740,19 @@ class PostgresStore:
         self, owner: str, limit: int, lease_seconds: float
     ) -> list[ActivityWorkItem]:
         hub = self.hub
-        rows = self._statement(
-            "WITH cand AS (SELECT id FROM perdure.tasks"
-            f" WHERE hub = %s AND lock_expires < {_NOW} ORDER BY lock_expires, id LIMIT %s"
-            " FOR UPDATE SKIP LOCKED)"
-            f" UPDATE perdure.tasks t SET lock_owner = %s, lock_expires = {_NOW} + %s,"
-            " dequeue_count = t.dequeue_count + 1 FROM cand WHERE t.id = cand.id"
-            " RETURNING t.id, t.instance_id, t.execution_id, t.task_id, t.name, t.input,"
-            " t.dequeue_count",
-            (hub, limit, owner, lease_seconds),
+        rows = self._run_then(
+            lambda conn: conn.execute(
+                "WITH cand AS (SELECT id FROM perdure.tasks"
+                f" WHERE hub = %s AND lock_expires < {_NOW} ORDER BY lock_expires, id LIMIT %s"
+                " FOR UPDATE SKIP LOCKED)"
+                f" UPDATE perdure.tasks t SET lock_owner = %s, lock_expires = {_NOW} + %s,"
+                " dequeue_count = t.dequeue_count + 1 FROM cand WHERE t.id = cand.id"
+                " RETURNING t.id, t.instance_id, t.execution_id, t.task_id, t.name, t.input,"
+                " t.dequeue_count",
+                (hub, limit, owner, lease_seconds),
+            ),
+            _rows,
+            durable=False,
         )
         rows.sort(key=lambda r: r[0])
         return [
@@ -739,16 +777,16 @@ class PostgresStore:
         # over is skipped, its result discarded), enqueue the results of exactly those,
         # into existing instances only, and notify if anything was accepted.
         rows = self._statement(
-            "WITH r AS (SELECT * FROM unnest(%s::bigint[], %s::text[], %s::text[], %s::text[],"
-            " %s::text[]) WITH ORDINALITY"
+            "WITH r AS (SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[],"
+            " %b::text[]) WITH ORDINALITY"
             " AS r(id, instance_id, execution_id, event_type, data, ord)),"
             " done AS (DELETE FROM perdure.tasks t USING r"
-            " WHERE t.hub = %s AND t.id = r.id AND t.lock_owner = %s RETURNING t.id),"
+            " WHERE t.hub = %s AND t.id = r.id AND t.lock_owner = %s"
+            " RETURNING r.instance_id, r.execution_id, r.event_type, r.data, r.ord),"
             " ins AS (INSERT INTO perdure.inbox (hub, instance_id, execution_id, event_type, data,"
-            " visible_at, created_at) SELECT %s, r.instance_id, r.execution_id, r.event_type,"
-            " r.data, 0, %s FROM r WHERE r.id IN (SELECT id FROM done) AND EXISTS"
-            " (SELECT 1 FROM perdure.instances i WHERE i.hub = %s AND i.instance_id = r.instance_id"
-            " FOR KEY SHARE) ORDER BY r.ord)"
+            " visible_at, created_at) SELECT %s, d.instance_id, d.execution_id, d.event_type,"
+            " d.data, 0, %s FROM done d WHERE EXISTS (SELECT 1 FROM perdure.instances i"
+            " WHERE i.hub = %s AND i.instance_id = d.instance_id FOR KEY SHARE) ORDER BY d.ord)"
             " SELECT (SELECT count(*) FROM done),"
             " (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM done))",
             [*cols, hub, owner, hub, stamp, hub, self._channel, self._token],
@@ -764,10 +802,10 @@ class PostgresStore:
         self._run(
             lambda conn: conn.execute(
                 f"UPDATE perdure.tasks SET lock_expires = {_NOW} + %s"
-                " WHERE hub = %s AND id = ANY(%s::bigint[]) AND lock_owner = %s",
+                " WHERE hub = %s AND id = ANY(%b::bigint[]) AND lock_owner = %s",
                 (lease_seconds, self.hub, ids, owner),
             ),
-            transaction=False,
+            durable=False,
         )
 
     def lock_owners(self) -> set[str]:
