@@ -36,6 +36,7 @@ from perdure.model.status import (
     PurgeHistoryResult,
     parse_status,
 )
+from perdure.observability import tracing
 from perdure.orchestration.context import function_name
 from perdure.store.base import InstanceQuery, InstanceRecord, Message, NewInstance, Store
 from perdure.worker.clock import Clock, SystemClock
@@ -117,7 +118,11 @@ class SyncClient:
         text = codec.encode(client_input, f"input of orchestration {name!r}")
         now = self.clock.now()
         start = ev.ExecutionStarted(
-            timestamp=now, name=name, execution_id=uuid.uuid4().hex, input=text
+            timestamp=now,
+            name=name,
+            execution_id=uuid.uuid4().hex,
+            input=text,
+            trace_context=tracing.start_context(name, instance_id),
         )
         self.store.create_instance(NewInstance(start, instance_id, now), ACTIVE_STATUSES)
         return instance_id

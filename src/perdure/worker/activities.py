@@ -21,10 +21,11 @@ from typing import Any
 from perdure.errors import ValidationError
 from perdure.model import codec
 from perdure.model import events as ev
+from perdure.observability import steps
 from perdure.orchestration.durable_http import HTTP_ACTIVITY
 from perdure.store.base import ActivityResult, ActivityWorkItem, Store
-from perdure.worker.http_activity import http_activity
 from perdure.worker.clock import Clock
+from perdure.worker.http_activity import http_activity
 
 log = logging.getLogger("perdure.worker")
 
@@ -88,6 +89,7 @@ class ActivityDispatcher:
         self.on_result: Callable[[], None] = lambda: None
         self.executed = 0
         self._last_renew = time.monotonic()
+        self._began: dict[int, float] = {}  # work item ID -> perf_counter at start
 
     # one round -------------------------------------------------------------
     def tick(self, fetch: bool = True) -> int:
@@ -133,6 +135,7 @@ class ActivityDispatcher:
 
     # running ---------------------------------------------------------------
     def _start(self, item: ActivityWorkItem) -> None:
+        self._began[item.id] = time.perf_counter()
         fn = self.activities.get(item.name) or _BUILT_IN.get(item.name)
         if fn is None:
             missing = ValidationError(f"activity {item.name!r} is not registered in this app")
@@ -192,6 +195,7 @@ class ActivityDispatcher:
             event = ev.TaskFailed(timestamp=now, task_scheduled_id=item.task_id, failure=failure)
         self.executed += 1
         self.results.put(ActivityResult(item, event))
+        steps.activity_done(item, event, time.perf_counter() - self._began.pop(item.id, 0.0))
         self.on_result()
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:

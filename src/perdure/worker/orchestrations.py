@@ -25,6 +25,7 @@ from perdure.model.actions import (
 from perdure.model.entity_id import EntityId, is_entity_instance
 from perdure.model.status import TERMINAL_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
+from perdure.observability import steps, tracing
 from perdure.orchestration.executor import EpisodeResult, OrchestrationRuntime
 from perdure.orchestration.rewind import rewind_history
 from perdure.store.base import (
@@ -96,23 +97,15 @@ class OrchestrationDispatcher:
             checkpoints.append(cp)
             if runtime is not None:
                 runtimes[cp.instance_id] = (cp.execution_id, runtime)
-            if log.isEnabledFor(logging.DEBUG):
-                log.debug(
-                    "episode",
-                    extra={
-                        "instance_id": cp.instance_id,
-                        "execution_id": cp.execution_id,
-                        "event_type": "episode",
-                        "status": cp.status.value,
-                        "duration_ms": round((time.perf_counter() - started) * 1000, 3),
-                    },
-                )
+            steps.episode_done(cp, time.perf_counter() - started)
+        spans = tracing.pending_spans(self.store, checkpoints)
         try:
             lost = set(self.store.commit_checkpoints(self.owner, checkpoints, now))
         except Exception:
             for cp in checkpoints:
                 self.cache.discard(cp.instance_id)
             raise
+        spans.emit(lost)
         for instance_id, (execution_id, runtime) in runtimes.items():
             if instance_id in lost:
                 self.cache.discard(instance_id)
@@ -241,6 +234,9 @@ class OrchestrationDispatcher:
                     parent_instance_id=instance_id,
                     parent_execution_id=execution_id,
                     parent_task_id=action.task_id,
+                    trace_context=tracing.sub_orchestration_context(
+                        result.started, instance_id, execution_id, action.task_id
+                    ),
                 )
                 conflict = ev.SubOrchestrationInstanceFailed(
                     timestamp=start.timestamp,
@@ -304,6 +300,7 @@ class OrchestrationDispatcher:
             parent_instance_id=started.parent_instance_id,
             parent_execution_id=started.parent_execution_id,
             parent_task_id=started.parent_task_id,
+            trace_context=started.trace_context,  # every generation stays in the same trace
         )
         cp.new_execution = new
         cp.tasks.clear()
