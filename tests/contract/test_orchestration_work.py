@@ -265,3 +265,45 @@ def test_messages_to_unknown_instances_are_dropped(store: Store) -> None:
     assert store.get_instance("ghost") is None
     create(store, "ghost")  # no orphaned message is waiting for a later instance of that ID
     assert [type(m.event) for m in lease(store, "B")["ghost"].messages] == [ev.ExecutionStarted]
+
+
+def test_batch_delivers_a_message_to_a_child_created_by_an_earlier_checkpoint(
+    store: Store,
+) -> None:
+    create(store, "p1")
+    create(store, "p2")
+    create(store, "p3")
+    items = lease(store, "A")
+    conflict = ev.SubOrchestrationInstanceFailed(
+        timestamp=at(), task_scheduled_id=0, failure=ev.FailureDetails("X", "x"))
+
+    def start_kid(parent: str) -> list[SubOrchestrationStart]:
+        refusal = Message(parent, conflict, items[parent].instance.execution_id)
+        return [SubOrchestrationStart(new_instance("kid", "sub"), refusal)]
+
+    cps = [
+        checkpoint(items["p1"], sub_orchestrations=start_kid("p1")),
+        checkpoint(items["p2"], messages=[Message("kid", raised("hello"))]),
+        checkpoint(items["p3"], sub_orchestrations=start_kid("p3")),
+    ]
+    assert store.commit_checkpoints("A", cps, at()) == []
+    work = lease(store, "B")
+    assert [type(m.event) for m in work["kid"].messages] == [ev.ExecutionStarted, ev.EventRaised]
+    assert "p1" not in work  # p1 created the child
+    # p3 asked for the same child later in the batch: refused, as if committed one by one
+    assert [type(m.event) for m in work["p3"].messages] == [ev.SubOrchestrationInstanceFailed]
+
+
+def test_a_message_to_an_entity_creates_it(store: Store) -> None:
+    create(store, "caller")
+    item = lease(store, "A")["caller"]
+    signal = ev.EventRaised(timestamp=at(), name="op", input="1")
+    cp = checkpoint(item, messages=[Message("@counter@k1", signal)])
+    assert store.commit_checkpoints("A", [cp], at()) == []
+    entity = store.get_instance("@counter@k1")
+    assert entity is not None
+    assert (entity.name, entity.status) == ("counter", Status.Running)
+    assert store.enqueue_if(Message("@counter@k2", signal), ACTIVE_STATUSES) is Status.Running
+    work = lease(store, "B")
+    assert sorted(work) == ["@counter@k1", "@counter@k2"]
+    assert [type(m.event) for m in work["@counter@k1"].messages] == [ev.EventRaised]

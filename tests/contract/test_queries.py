@@ -7,10 +7,11 @@ from datetime import timedelta
 import pytest
 
 from perdure.errors import ValidationError
+from perdure.model.status import ACTIVE_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
-from perdure.store.base import InstanceQuery, Store
+from perdure.store.base import InstanceQuery, Message, Store
 
-from .support import at, checkpoint, create, lease
+from .support import at, checkpoint, create, lease, raised
 
 BASE = at(-3600)
 
@@ -115,3 +116,12 @@ def test_purge_by_filter_honours_the_filters(store: Store) -> None:
     assert store.purge_instances(query=query) == len(expected)
     for iid in expected:
         assert store.get_instance(iid) is None
+
+
+def test_entities_are_listed_only_when_asked_for_by_prefix(store: Store) -> None:
+    populate(store)
+    store.enqueue_if(Message("@cart@42", raised()), ACTIVE_STATUSES)
+    everything = [i for p in all_pages(store, InstanceQuery(page_size=100)) for i in p]
+    assert len(everything) == 25 and "@cart@42" not in everything
+    entities = all_pages(store, InstanceQuery(instance_id_prefix="@cart@"))
+    assert entities == [["@cart@42"]]

@@ -34,6 +34,7 @@ from perdure.store.base import (
     Message,
     NewInstance,
     OrchestrationWorkItem,
+    SubOrchestrationStart,
 )
 from perdure.store.migrate import load_migrations
 from perdure.store.postgres.notify import ChangeListener, channel_name
@@ -257,6 +258,9 @@ class PostgresStore:
         concurrent purge from deleting the target before we commit)."""
         if not messages:
             return
+        entities = sorted({m.instance_id for m in messages if m.instance_id.startswith("@")})
+        if entities:
+            self._ensure_entities_tx(conn, entities, created_at[0])
         cols = _columns(
             (
                 (
@@ -288,6 +292,16 @@ class PostgresStore:
             [self.hub, *cols, *([self.hub] if check else [])],
         )
 
+    def _ensure_entities_tx(self, conn: Conn, ids: list[str], now: float) -> None:
+        """Entities exist implicitly: the first message to ``@name@key`` creates its row."""
+        conn.execute(
+            "INSERT INTO perdure.instances (hub, instance_id, name, execution_id, status,"
+            " created_at, updated_at) SELECT %s, v.id, split_part(substr(v.id, 2), '@', 1),"
+            " 'entity', 'Running', %s, %s FROM unnest(%b::text[]) AS v(id)"
+            " ON CONFLICT (hub, instance_id) DO NOTHING",
+            (self.hub, now, now, ids),
+        )
+
     def _delete_instance_data_tx(self, conn: Conn, ids: list[str]) -> None:
         """Delete history, inbox and tasks of ``ids`` (the instance rows stay)."""
         for table in ("history", "inbox", "tasks"):
@@ -301,6 +315,12 @@ class PostgresStore:
     ) -> list[tuple[NewInstance, Status]]:
         """Create instances with their ExecutionStarted; return those refused by ``dedupe``
         with the status that refused them. Other existing instances are replaced."""
+        ids = [n.instance_id for n in news]
+        if len(set(ids)) != len(ids):  # a later duplicate meets the earlier one's row
+            cut = next(k for k, i in enumerate(ids) if i in ids[:k])
+            return self._create_tx(conn, news[:cut], dedupe) + self._create_tx(
+                conn, news[cut:], dedupe
+            )
         by_id = {n.instance_id: n for n in news}
         started: list[NewInstance] = []
         refused: list[tuple[NewInstance, Status]] = []
@@ -395,6 +415,8 @@ class PostgresStore:
 
     def enqueue_if(self, message: Message, allowed: frozenset[Status]) -> Status | None:
         def body(conn: Conn) -> Status | None:
+            if message.instance_id.startswith("@"):
+                self._ensure_entities_tx(conn, [message.instance_id], time.time())
             # FOR SHARE: the status cannot change (a checkpoint waits) until we commit.
             row = conn.execute(
                 "SELECT status FROM perdure.instances WHERE hub = %s AND instance_id = %s"
@@ -453,6 +475,8 @@ class PostgresStore:
         if q.instance_id_prefix:
             clauses.append("starts_with(instance_id, %s)")
             params.append(q.instance_id_prefix)
+        if not (q.instance_id_prefix or "").startswith("@"):
+            clauses.append("NOT starts_with(instance_id, '@')")  # entities are listed apart
         if q.name:
             clauses.append("name = %s")
             params.append(q.name)
@@ -604,18 +628,8 @@ class PostgresStore:
         if not checkpoints:
             return []
         stamp = now.timestamp()
-        # The batch path applies each kind of change for all checkpoints at once. That is
-        # only the same as applying them one by one when no checkpoint creates an instance
-        # that another one in the batch touches; otherwise go one by one, in order.
-        groups = [checkpoints] if _independent(checkpoints) else [[cp] for cp in checkpoints]
-
         def body(conn: Conn) -> list[str]:
-            lost: list[str] = []
-            wake = False
-            for group in groups:
-                group_lost, group_wake = self._commit_group_tx(conn, owner, group, stamp)
-                lost += group_lost
-                wake = wake or group_wake
+            lost, wake = self._commit_tx(conn, owner, checkpoints, stamp)
             if wake:
                 self._notify_tx(conn)
             return lost
@@ -624,7 +638,7 @@ class PostgresStore:
         self._changed()
         return lost
 
-    def _commit_group_tx(
+    def _commit_tx(
         self, conn: Conn, owner: str, cps: list[Checkpoint], stamp: float
     ) -> tuple[list[str], bool]:
         hub = self.hub
@@ -705,8 +719,6 @@ class PostgresStore:
                 " AND event_type IN ('TimerFired', 'TaskCompleted', 'TaskFailed')",
                 (hub, finished),
             )
-        messages = [m for cp in done for m in cp.messages]
-        self._insert_messages_tx(conn, messages, [stamp] * len(messages))
         tasks = [
             (t.instance_id, t.execution_id, t.task_id, t.name, t.input)
             for cp in done for t in cp.tasks
@@ -718,13 +730,44 @@ class PostgresStore:
                 " %b::text[], %b::text[]) AS v",
                 [hub, stamp, *_columns(tasks, 5)],
             )
-        subs = [s for cp in done for s in cp.sub_orchestrations]
-        if subs:
-            refused = self._create_tx(conn, [s.child for s in subs], ACTIVE_STATUSES)
-            refused_ids = {n.instance_id for n, _ in refused}
-            conflicts = [s.on_conflict for s in subs if s.child.instance_id in refused_ids]
-            self._insert_messages_tx(conn, conflicts, [stamp] * len(conflicts))
-        return lost, bool(messages or tasks or subs)
+        sent = self._send_tx(conn, done, stamp)
+        return lost, bool(tasks or sent)
+
+    def _send_tx(self, conn: Conn, done: list[Checkpoint], stamp: float) -> bool:
+        """Insert the checkpoints' messages and create their sub-orchestrations with the
+        effect of doing it checkpoint by checkpoint: a message to a child created by an
+        earlier checkpoint arrives, one to a child created later is dropped. Runs are
+        batched; a run ends where batching would change that outcome."""
+        messages: list[Message] = []
+        subs: list[SubOrchestrationStart] = []
+        children: set[str] = set()
+        sent = False
+
+        def flush() -> None:
+            self._insert_messages_tx(conn, messages, [stamp] * len(messages))
+            if subs:
+                refused = self._create_tx(conn, [s.child for s in subs], ACTIVE_STATUSES)
+                no = {n.instance_id for n, _ in refused}
+                messages[:] = [s.on_conflict for s in subs if s.child.instance_id in no]
+            else:
+                messages.clear()
+            subs.clear()
+            children.clear()
+
+        for cp in done:
+            if children and any(m.instance_id in children for m in cp.messages):
+                flush()
+            messages.extend(cp.messages)
+            for sub in cp.sub_orchestrations:
+                if sub.child.instance_id in children:
+                    flush()
+                subs.append(sub)
+                children.add(sub.child.instance_id)
+            sent = sent or bool(cp.messages or cp.sub_orchestrations)
+        flush()
+        if messages:  # refusals of the last run
+            self._insert_messages_tx(conn, messages, [stamp] * len(messages))
+        return sent
 
     def release_instances(self, owner: str, instance_ids: list[str]) -> None:
         if not instance_ids:
@@ -862,19 +905,3 @@ class PostgresStore:
             return str(row[0])
 
         return self._run(body)
-
-
-def _independent(cps: list[Checkpoint]) -> bool:
-    """True if applying the checkpoints as one batch equals applying them in order."""
-    if len(cps) == 1:
-        return True
-    ids = [cp.instance_id for cp in cps]
-    if len(set(ids)) != len(ids):
-        return False
-    children = [s.child.instance_id for cp in cps for s in cp.sub_orchestrations]
-    if not children:
-        return True
-    if len(set(children)) != len(children):
-        return False
-    touched = set(ids) | {m.instance_id for cp in cps for m in cp.messages}
-    return touched.isdisjoint(children)
