@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from perdure.dashboard import dashboard_routes, metrics_route
 from perdure.errors import ValidationError
 from perdure.http.auth import require_key
 from perdure.http.client import BASE_PATH, DurableHttpClient
@@ -78,6 +79,9 @@ def create_asgi_app(
     routes += [
         route(m, p, fn, not anonymous_starters) for m, p, fn in Starter(management).routes()
     ]
+    # The dashboard and /metrics come before user routes, so an app cannot shadow them.
+    routes += dashboard_routes(app.sync_client(), api_key)
+    routes.append(metrics_route(app.sync_client(), api_key))
     for path, methods, handler, anonymous in user_routes:
         if not path.startswith("/") or path.startswith((BASE_PATH, STARTER_PREFIX)):
             raise ValidationError(
