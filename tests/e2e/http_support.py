@@ -74,7 +74,7 @@ class InProcess:
     http: httpx.Client  # sends the key
     anon: httpx.Client  # sends no key
 
-    def wait_status(self, instance_id: str, want: str, timeout: float = 10) -> dict[str, Any]:
+    def wait_status(self, instance_id: str, want: str, timeout: float = 30) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
         while True:
             body: dict[str, Any] = self.http.get(f"{MGMT}/instances/{instance_id}").json()

@@ -45,7 +45,7 @@ def cli(tmp_path: Path, running: perdure.App) -> Cli:
 def test_start_wait_status_history_and_list(cli: Cli) -> None:
     started = cli("start", "hello_cities", "--input", '["Accra"]', "--id", "c-1")
     assert started.exit_code == 0 and started.stdout.strip() == "c-1"
-    waited = cli("wait", "c-1", "--timeout", "20")
+    waited = cli("wait", "c-1", "--timeout", "30")
     assert waited.exit_code == 0 and json.loads(waited.stdout) == ["Hello Accra!"]
     status = cli("status", "c-1")
     assert status.exit_code == 0 and "Completed" in status.stdout and "Accra" in status.stdout
@@ -69,13 +69,13 @@ def test_raise_suspend_resume_terminate(cli: Cli) -> None:
     assert cli("suspend", "a-1", "--reason", "lunch").exit_code == 0
     assert cli("raise", "a-1", "Approval", "--data", '{"by": "ann"}').exit_code == 0
     assert cli("resume", "a-1").exit_code == 0
-    waited = cli("wait", "a-1", "--timeout", "20")
+    waited = cli("wait", "a-1", "--timeout", "30")
     assert waited.exit_code == 0
     assert json.loads(waited.stdout) == {"approved": {"by": "ann"}}
 
     cli("start", "approval", "--id", "a-2")
     assert cli("terminate", "a-2", "--reason", "stop").exit_code == 0
-    ended = cli("wait", "a-2", "--timeout", "20")
+    ended = cli("wait", "a-2", "--timeout", "30")
     assert ended.exit_code == 1 and "Terminated" in ended.stderr
     again = cli("terminate", "a-2")
     assert again.exit_code == 1 and "Terminated" in again.stderr
@@ -84,7 +84,7 @@ def test_raise_suspend_resume_terminate(cli: Cli) -> None:
 def test_failed_instance_wait_exit_1_then_rewind(cli: Cli, tmp_path: Path) -> None:
     flag = tmp_path / "flag"
     cli("start", "fragile", "--input", json.dumps(str(flag)), "--id", "f-1")
-    failed = cli("wait", "f-1", "--timeout", "20")
+    failed = cli("wait", "f-1", "--timeout", "30")
     assert failed.exit_code == 1 and "Failed" in failed.stderr
     flag.write_text("ok")
     assert cli("rewind", "f-1", "--reason", "fixed").exit_code == 0
@@ -93,7 +93,7 @@ def test_failed_instance_wait_exit_1_then_rewind(cli: Cli, tmp_path: Path) -> No
     while json.loads(cli("status", "f-1", "--json").stdout)["runtimeStatus"] == "Failed":
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    recovered = cli("wait", "f-1", "--timeout", "20")
+    recovered = cli("wait", "f-1", "--timeout", "30")
     assert recovered.exit_code == 0 and json.loads(recovered.stdout) == "recovered"
     restarted = cli("restart", "f-1")
     assert restarted.exit_code == 0 and restarted.stdout.strip() != "f-1"
@@ -109,7 +109,7 @@ def test_purge_one_and_by_filter_with_progress(cli: Cli) -> None:
     for i in range(5):
         cli("start", "hello_cities", "--id", f"p-{i}")
     for i in range(5):
-        assert cli("wait", f"p-{i}", "--timeout", "20").exit_code == 0
+        assert cli("wait", f"p-{i}", "--timeout", "30").exit_code == 0
     assert cli("purge", "p-0").exit_code == 0
     assert cli("purge", "p-0").exit_code == 3
     purged = cli("purge", "--from", "2000-01-01T00:00:00Z", "--status", "Completed")

@@ -81,7 +81,7 @@ def test_curl_examples_in_the_doc_work_against_a_live_server(tmp_path: Path) -> 
         assert server.stop() == 0
 
 
-def _wait_for(check: object, timeout: float = 10) -> None:
+def _wait_for(check: object, timeout: float = 30) -> None:
     import time
 
     assert callable(check)

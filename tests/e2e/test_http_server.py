@@ -16,7 +16,7 @@ import httpx
 from tests.e2e.http_support import MGMT, ROOT, key_from_output, start_server
 
 
-def _poll(url: str, timeout: float = 20) -> httpx.Response:
+def _poll(url: str, timeout: float = 30) -> httpx.Response:
     """Follow a statusQueryGetUri the way a DF client does, until it stops answering 202."""
     deadline = time.monotonic() + timeout
     while True:
