@@ -596,10 +596,14 @@ def key(ctx: click.Context) -> None:
               help="Serve /api/orchestrators/... without the API key")
 @click.option("--log-level", default="info", show_default=True,
               type=click.Choice(["critical", "error", "warning", "info", "debug"]))
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              envvar="PERDURE_LOG_FORMAT", help="json: one JSON object per line, worker "
+              "steps included [env PERDURE_LOG_FORMAT; default text]")
 @click.option("--drain-seconds", type=click.FloatRange(0), default=30.0, show_default=True,
               help="On SIGTERM, how long in-flight requests and activities may take")
 def serve(app_spec: str, host: str, port: int, workers: int, concurrency: int | None,
-          anonymous_starters: bool, log_level: str, drain_seconds: float) -> None:
+          anonymous_starters: bool, log_level: str, log_format: str | None,
+          drain_seconds: float) -> None:
     """Serve the HTTP API of MODULE:app and run its worker(s) until SIGTERM."""
     try:
         from perdure.http.server import serve as run_server
@@ -608,7 +612,7 @@ def serve(app_spec: str, host: str, port: int, workers: int, concurrency: int | 
     app = load_app(app_spec)
     run_server(app, host=host, port=port, workers=workers, app_spec=app_spec,
                concurrency=concurrency, anonymous_starters=anonymous_starters,
-               log_level=log_level, drain_seconds=drain_seconds,
+               log_level=log_level, log_format=log_format, drain_seconds=drain_seconds,
                echo=lambda line: click.echo(line, err=False))
 
 
@@ -616,8 +620,15 @@ def serve(app_spec: str, host: str, port: int, workers: int, concurrency: int | 
 @click.argument("app_spec", metavar="MODULE:app")
 @click.option("--concurrency", type=click.IntRange(1), default=None,
               help="Activities run at once [default 32]")
-def worker(app_spec: str, concurrency: int | None) -> None:
+@click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
+              envvar="PERDURE_LOG_FORMAT", help="json: one JSON object per line, worker "
+              "steps included [env PERDURE_LOG_FORMAT]")
+def worker(app_spec: str, concurrency: int | None, log_format: str | None) -> None:
     """Run a worker for MODULE:app without HTTP (scale out: run several)."""
+    if log_format == "json":
+        from perdure.observability.logs import configure_logging
+
+        configure_logging("json")
     app = load_app(app_spec)
     if concurrency is not None:
         app.worker_options["max_concurrent_activities"] = concurrency

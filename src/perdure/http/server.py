@@ -24,6 +24,8 @@ import uvicorn
 
 from perdure.http.asgi import create_asgi_app
 from perdure.http.auth import ENV, resolve_api_key
+from perdure.observability.logs import ENV as LOG_FORMAT_ENV
+from perdure.observability.logs import configure_logging
 
 if TYPE_CHECKING:
     from perdure.app import App
@@ -75,6 +77,7 @@ def serve(
     concurrency: int | None = None,
     anonymous_starters: bool = False,
     log_level: str = "info",
+    log_format: str | None = None,
     echo: Callable[[str], None] = print,
     drain_seconds: float = 30.0,
 ) -> None:
@@ -98,11 +101,15 @@ def serve(
     )
     for name in ("uvicorn.access", "uvicorn.error", "uvicorn"):
         logging.getLogger(name).addFilter(RedactKeys())
+    structured = (log_format or os.environ.get(LOG_FORMAT_ENV, "")).strip().lower() == "json"
+    if structured:
+        configure_logging("json", log_level, secrets=[api_key])
     config = uvicorn.Config(
         asgi,
         host=host,
         port=port,
         log_level=log_level,
+        log_config=None if structured else uvicorn.config.LOGGING_CONFIG,
         timeout_graceful_shutdown=int(drain_seconds),
         lifespan="off",
     )
