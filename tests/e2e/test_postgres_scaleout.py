@@ -62,7 +62,8 @@ def build_app(store: str, hub: str, log: str | None = None, **options: Any) -> p
     @app.orchestrator
     def fan(context):  # type: ignore[no-untyped-def]
         base = context.get_input()
-        results = yield context.task_all([context.call_activity("step", base + i) for i in range(8)])
+        calls = [context.call_activity("step", base + i) for i in range(8)]
+        results = yield context.task_all(calls)
         return sum(results)
 
     @app.orchestrator
@@ -78,9 +79,8 @@ def build_app(store: str, hub: str, log: str | None = None, **options: Any) -> p
     @app.orchestrator
     def parent(context):  # type: ignore[no-untyped-def]
         n = context.get_input()
-        children = yield context.task_all(
-            [context.call_sub_orchestrator("chain", n), context.call_sub_orchestrator("chain", n + 1)]
-        )
+        calls = [context.call_sub_orchestrator("chain", n + k) for k in range(2)]
+        children = yield context.task_all(calls)
         return sum(children)
 
     return app
