@@ -359,7 +359,8 @@ class PostgresStore:
                 r[0]: Status(r[1])
                 for r in conn.execute(
                     "SELECT instance_id, status FROM perdure.instances"
-                    " WHERE hub = %s AND instance_id = ANY(%b::text[]) FOR UPDATE",
+                    " WHERE hub = %s AND instance_id = ANY(%b::text[])"
+                    " ORDER BY instance_id FOR UPDATE",  # one lock order for every creator
                     (self.hub, rest),
                 ).fetchall()
             }
