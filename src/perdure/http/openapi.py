@@ -125,6 +125,10 @@ def openapi_document(
                 _TIMEOUT, _POLL, _HUB], started)},
         f"{base}/openapi.json": {"get": _operation(
             "This document", [], {"200": {"description": "OpenAPI 3.1"}})},
+        "/metrics": {"get": _operation(
+            "Prometheus metrics (instance counts by status, backlog, worker activity)", [],
+            {"200": {"description": "Prometheus text format",
+                     "content": {"text/plain": {"schema": {"type": "string"}}}}})},
     }
     starter = "/api/orchestrators/{functionName}"
     wait_params = [_q("timeout", "number", "Seconds to wait (default 10)"),
