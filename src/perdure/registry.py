@@ -37,7 +37,7 @@ class Registry:
             raise ValidationError(
                 f"entity {fn.__name__!r} must be a plain function taking an EntityContext"
             )
-        key = (name or getattr(fn, "__name__", "")).lower()
+        key = str(name or getattr(fn, "__name__", "")).lower()
         if "@" in key:
             raise ValidationError(f"entity name {key!r} must not contain '@'")
         return self._add(self.entities, "entity", fn, key)

@@ -7,6 +7,7 @@ import threading
 from collections.abc import Iterator
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -15,8 +16,8 @@ from perdure.testing import DurableTestEnvironment
 
 
 class Handler(BaseHTTPRequestHandler):
-    polls: dict[str, int] = {}
-    received: list[tuple[str, str, str]] = []
+    polls: ClassVar[dict[str, int]] = {}
+    received: ClassVar[list[tuple[str, str, str]]] = []
 
     def log_message(self, *args: object) -> None:
         pass
@@ -30,7 +31,7 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(data)
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's name
+    def do_GET(self) -> None:
         self.received.append(("GET", self.path, ""))
         if self.path == "/ok":
             self._send(200, {"hello": "world"}, {"X-Test": "yes"})
@@ -43,7 +44,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send(404, {"error": "no such path"})
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
         self.received.append(("POST", self.path, body))
         base = f"http://127.0.0.1:{self.server.server_address[1]}"

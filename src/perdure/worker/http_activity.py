@@ -17,7 +17,7 @@ def http_activity(request: dict[str, Any]) -> dict[str, Any]:
         request["uri"], data=data, method=request["method"], headers=request.get("headers") or {}
     )
     try:
-        with urllib.request.urlopen(req, timeout=TIMEOUT_SECONDS) as response:  # noqa: S310
+        with urllib.request.urlopen(req, timeout=TIMEOUT_SECONDS) as response:
             status, headers, raw = response.status, dict(response.headers.items()), response.read()
     except urllib.error.HTTPError as error:
         status, headers, raw = error.code, dict(error.headers.items()), error.read()

@@ -104,6 +104,10 @@ class OrchestrationDispatcher:
         except Exception:
             for cp in checkpoints:
                 self.cache.discard(cp.instance_id)
+            try:  # best effort: let the work be fetched again now, not after the lease expires
+                self.store.release_instances(self.owner, [cp.instance_id for cp in checkpoints])
+            except Exception:
+                log.debug("could not release leases after a failed commit", exc_info=True)
             raise
         spans.emit(lost)
         for instance_id, (execution_id, runtime) in runtimes.items():

@@ -555,9 +555,13 @@ class SqliteStore:
                 lost.append(cp.instance_id)
         if not valid:
             return lost
-        updates, history, consumed, finished, reset = [], [], [], [], []
+        updates: list[tuple[Any, ...]] = []
+        history: list[tuple[Any, ...]] = []
+        consumed: list[tuple[int]] = []
+        finished: list[tuple[str, str]] = []
+        reset: list[tuple[str, str]] = []
         messages: list[Message] = []
-        tasks = []
+        tasks: list[tuple[Any, ...]] = []
         for cp in valid:
             done = cp.status in TERMINAL_STATUSES
             new_exec = cp.new_execution
