@@ -180,7 +180,7 @@ class DurableOrchestrationContext:
 
         def attempt() -> Task:
             task_id = self._runtime.next_task_id()
-            task = CompletableTask(task_id, f"activity {fname!r}")
+            task = CompletableTask(task_id, f"activity {fname!r}", fname)
             self._runtime.add_action(ScheduleTask(task_id, site, fname, text), task)
             return task
 
@@ -213,7 +213,7 @@ class DurableOrchestrationContext:
         def attempt() -> Task:
             task_id = self._runtime.next_task_id()
             child_id = instance_id or self._child_instance_id(task_id)
-            task = CompletableTask(task_id, f"sub-orchestration {fname!r}")
+            task = CompletableTask(task_id, f"sub-orchestration {fname!r}", fname)
             self._runtime.add_action(
                 CreateSubOrchestration(task_id, site, fname, child_id, text), task
             )
@@ -342,7 +342,7 @@ class DurableOrchestrationContext:
             payload = {"method": m.upper(), "uri": u, "content": body, "headers": hdrs or {}}
             text = codec.encode(payload, f"request of call_http({u!r})")
             task_id = self._runtime.next_task_id()
-            task = CompletableTask(task_id, f"http {m.upper()} {u}")
+            task = CompletableTask(task_id, f"http {m.upper()} {u}", f"{m.upper()} {u}")
             self._runtime.add_action(ScheduleTask(task_id, site, HTTP_ACTIVITY, text), task)
             return task
 
@@ -376,7 +376,9 @@ class DurableOrchestrationContext:
             operation_input, f"input of call_entity({target!r}, {operation_name!r})"
         )
         task_id = self._runtime.next_task_id()
-        task = CompletableTask(task_id, f"entity {target} {operation_name!r}")
+        task = CompletableTask(
+            task_id, f"entity {target} {operation_name!r}", f"{target} {operation_name}"
+        )
         self._runtime.add_action(
             CallEntity(task_id, _call_site(), target, operation_name, text), task
         )

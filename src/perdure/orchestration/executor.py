@@ -383,8 +383,7 @@ class OrchestrationRuntime:
         if task is None:
             return
         f = event.failure
-        name = task.description.split(" ", 1)[-1].strip("'")
-        task._fail(TaskFailedError(name, f.error_type, f.message, f.stack_trace))
+        task._fail(TaskFailedError(task.name, f.error_type, f.message, f.stack_trace))
         self._resume()
 
     def _on_timer_fired(self, event: ev.TimerFired) -> None:

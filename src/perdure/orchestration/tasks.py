@@ -72,12 +72,13 @@ class Task:
 class CompletableTask(Task):
     """A task completed by one history event: activity, sub-orchestration, timer, event."""
 
-    __slots__ = ("description", "task_id")
+    __slots__ = ("description", "name", "task_id")
 
-    def __init__(self, task_id: int, description: str) -> None:
+    def __init__(self, task_id: int, description: str, name: str = "") -> None:
         super().__init__()
         self.task_id = task_id
         self.description = description
+        self.name = name  # the function or operation, named in a TaskFailedError
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.description} #{self.task_id}>"
