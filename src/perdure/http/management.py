@@ -18,6 +18,7 @@ from perdure.errors import InstanceNotFoundError, PerdureError
 from perdure.http.client import POLL_RETRY_AFTER, DurableHttpClient, completion_response
 from perdure.http.params import (
     JSON,
+    MAX_BODY_BYTES,
     BadRequest,
     error_for,
     json_body,
@@ -27,6 +28,7 @@ from perdure.http.params import (
     query_statuses,
     query_time,
 )
+from perdure.model.entity_id import EntityId
 from perdure.model.ids import validate_instance_id, validate_name
 from perdure.store.base import InstanceQuery
 
@@ -206,6 +208,71 @@ class Management:
             )
         return JSON({"instancesDeleted": result.instances_deleted})
 
+    # entities -------------------------------------------------------------------
+    def _entity_id(self, request: Request) -> EntityId:
+        self._check_hub(request)
+        key = request.path_params["key"]
+        return EntityId(request.path_params["name"], "" if key == "$" else key)
+
+    async def get_entity(self, request: Request) -> Response:
+        """GET entities/{name}/{key}: 200 with the state, 404 if it has none (key ``$`` = "")."""
+        entity_id = self._entity_id(request)
+        response = await self.client.read_entity_state(entity_id)
+        if not response.entity_exists:
+            return JSON({"error": f"entity {entity_id} does not exist"}, status_code=404)
+        return JSON(response.entity_state)
+
+    async def list_entities(self, request: Request) -> Response:
+        """GET entities[/{name}]: one page of entities; ``x-ms-continuation-token`` for more."""
+        self._check_hub(request)
+        name = request.path_params.get("name")
+        if name is not None:
+            EntityId(name, "")  # validates the name
+        since = query_time(request, "lastOperationTimeFrom")
+        until = query_time(request, "lastOperationTimeTo")
+        fetch_state = query_bool(request, "fetchState", False)
+        top = query_int(request, "top", 100, low=1, high=MAX_PAGE)
+        token = request.headers.get(CONTINUATION_HEADER) or None
+        page, next_token = await self.client.list_entities(name, top, token, fetch_state)
+        body = []
+        for entity in page:
+            if (since and entity.last_operation_time < since) or (
+                until and entity.last_operation_time > until
+            ):
+                continue
+            item = {
+                "entityId": {"name": entity.entity_id.name, "key": entity.entity_id.key},
+                "lastOperationTime": entity.last_operation_time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            }
+            if fetch_state:
+                item["state"] = entity.state
+            body.append(item)
+        return JSON(body, headers={CONTINUATION_HEADER: next_token or ""})
+
+    async def signal_entity(self, request: Request) -> Response:
+        """POST entities/{name}/{key}?op=: signal an operation (JSON or raw-text body); 202."""
+        entity_id = self._entity_id(request)
+        operation = request.query_params.get("op", "")
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type == "application/json":
+            data = await json_body(request)
+        else:
+            raw = await request.body()
+            if len(raw) > MAX_BODY_BYTES:
+                raise BadRequest(f"request body is larger than {MAX_BODY_BYTES:,} bytes")
+            try:
+                data = raw.decode("utf-8") if raw else None
+            except UnicodeDecodeError:
+                raise BadRequest("request body is not valid UTF-8 text") from None
+        await self.client.signal_entity(entity_id, operation or "(none)", data)
+        return Response(status_code=202)
+
+    async def delete_entity(self, request: Request) -> Response:
+        """DELETE entities/{name}/{key}: signal the built-in ``delete`` operation; 202."""
+        entity_id = self._entity_id(request)
+        await self.client.signal_entity(entity_id, "delete")
+        return Response(status_code=202)
+
     # routes ---------------------------------------------------------------------
     def routes(self) -> list[tuple[str, str, Handler]]:
         """``(method, path, endpoint)`` for every management route, relative to the base."""
@@ -222,4 +289,9 @@ class Management:
             ("POST", "/instances/{instanceId}/resume", self._operation("resume")),
             ("POST", "/instances/{instanceId}/rewind", self._operation("rewind")),
             ("POST", "/instances/{instanceId}/restart", self.restart),
+            ("GET", "/entities", self.list_entities),
+            ("GET", "/entities/{name}", self.list_entities),
+            ("GET", "/entities/{name}/{key}", self.get_entity),
+            ("POST", "/entities/{name}/{key}", self.signal_entity),
+            ("DELETE", "/entities/{name}/{key}", self.delete_entity),
         ]

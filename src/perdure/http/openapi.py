@@ -46,6 +46,21 @@ _FAIL500 = _q("returnInternalServerErrorOnFailure", "boolean", "Answer 500 for F
 _REASON = _q("reason", "string", "Recorded in the history")
 
 
+_ENAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
+_EKEY = {"name": "key", "in": "path", "required": True, "schema": {"type": "string"},
+         "description": "The entity key; '$' means the empty key"}
+_ENTITY_LIST = [
+    _q("lastOperationTimeFrom", "string", "ISO 8601", format="date-time"),
+    _q("lastOperationTimeTo", "string", "ISO 8601", format="date-time"),
+    _q("fetchState", "boolean", "Include each entity's state"),
+    _q("top", "integer", "Page size (1-1000, default 100)"),
+    {"name": "x-ms-continuation-token", "in": "header", "schema": {"type": "string"}},
+    _HUB,
+]
+_ENTITY_PAGE = {"200": _json({"type": "array", "items": {"type": "object"}}, "One page",
+                             **{"x-ms-continuation-token": "Next page; empty at the end"})}
+
+
 def _operation(summary: str, params: list[dict[str, Any]], responses: dict[str, Any],
                body: dict[str, Any] | None = None, secured: bool = True) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "parameters": params,
@@ -123,6 +138,23 @@ def openapi_document(
             "Start the same orchestrator again with the original input", [
                 _ID, _q("restartWithNewInstanceId", "boolean", "Default true"),
                 _TIMEOUT, _POLL, _HUB], started)},
+        f"{base}/entities": {"get": _operation("List entities (one page)", _ENTITY_LIST,
+                                               _ENTITY_PAGE)},
+        f"{base}/entities/{{name}}": {"get": _operation(
+            "List entities of one name (one page)", [_ENAME, *_ENTITY_LIST], _ENTITY_PAGE)},
+        f"{base}/entities/{{name}}/{{key}}": {
+            "get": _operation("Read an entity's state", [_ENAME, _EKEY, _HUB], {
+                "200": _json({}, "The entity's state"),
+                "404": _json(_ref("Error"), "No such entity")}),
+            "post": _operation("Signal an entity operation", [
+                _ENAME, _EKEY, _q("op", "string", "Operation name"), _HUB],
+                {"202": {"description": "Accepted (a signal, not a call)"}},
+                {"required": False, "content": {"application/json": {"schema": {}},
+                                                "text/plain": {"schema": {"type": "string"}}},
+                 "description": "Operation input: JSON, or raw text"}),
+            "delete": _operation("Delete an entity (built-in delete operation)",
+                                 [_ENAME, _EKEY, _HUB], {"202": {"description": "Accepted"}}),
+        },
         f"{base}/openapi.json": {"get": _operation(
             "This document", [], {"200": {"description": "OpenAPI 3.1"}})},
         "/metrics": {"get": _operation(
