@@ -676,10 +676,11 @@ class SqliteStore:
             ).fetchall()
             if not rows:
                 return []
-            cur.executemany(
+            marks = ",".join("?" * len(rows))
+            cur.execute(
                 "UPDATE tasks SET lock_owner=?, lock_expires=?, dequeue_count=dequeue_count+1"
-                " WHERE id=?",
-                [(owner, wall + lease_seconds, r[0]) for r in rows],
+                f" WHERE id IN ({marks})",
+                [owner, wall + lease_seconds, *(r[0] for r in rows)],
             )
         return [
             ActivityWorkItem(r[1], r[2], r[3], r[4], r[5], id=r[0], dequeue_count=r[6] + 1)
@@ -687,17 +688,30 @@ class SqliteStore:
         ]
 
     def complete_activities(self, owner: str, results: list[ActivityResult], now: datetime) -> int:
-        accepted = 0
         stamp = now.timestamp()
         with self._tx() as cur:
-            for res in results:
-                cur.execute("DELETE FROM tasks WHERE id=? AND lock_owner=?", (res.item.id, owner))
-                if cur.rowcount != 1:
-                    continue  # lease lost: another worker owns (or finished) this task
-                accepted += 1
-                self._insert_messages_tx(
-                    cur, [Message(res.item.instance_id, res.event, res.item.execution_id)], stamp
+            owned: set[int] = set()
+            ids = [r.item.id for r in results]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                marks = ",".join("?" * len(chunk))
+                owned.update(
+                    row[0]
+                    for row in cur.execute(
+                        f"SELECT id FROM tasks WHERE id IN ({marks}) AND lock_owner=?",
+                        [*chunk, owner],
+                    )
                 )
+            # A task no longer leased by us was taken over (or finished) by another
+            # worker: its result is discarded, which is what at-least-once allows.
+            done = [r for r in results if r.item.id in owned]
+            cur.executemany("DELETE FROM tasks WHERE id=?", [(r.item.id,) for r in done])
+            self._insert_messages_tx(
+                cur,
+                [Message(r.item.instance_id, r.event, r.item.execution_id) for r in done],
+                stamp,
+            )
+        accepted = len(done)
         if accepted:
             self._changed()
         return accepted
