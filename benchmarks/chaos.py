@@ -84,6 +84,9 @@ class Workers:
     def stop(self, timeout: float = 60) -> bool:
         """SIGTERM every worker; True if all drained and exited 0 in time."""
         for proc in self.procs:
+            # A worker restarted a moment ago may still be importing: SIGTERM before
+            # app.run() installs its handler would just kill it (nothing to drain).
+            _wait_until_handling_sigterm(proc.pid, timeout=30)
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
         clean = True
@@ -95,6 +98,20 @@ class Workers:
                 proc.wait()
                 clean = False
         return clean
+
+
+def _wait_until_handling_sigterm(pid: int, timeout: float) -> None:
+    """Wait until process ``pid`` catches SIGTERM (Linux: the SigCgt mask in /proc)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            return
+        caught = next((ln.split()[1] for ln in status.splitlines() if ln.startswith("SigCgt")), "0")
+        if int(caught, 16) & (1 << (signal.SIGTERM - 1)):
+            return
+        time.sleep(0.05)
 
 
 def _unfinished(client: perdure.SyncClient, pending: set[str]) -> set[str]:
@@ -223,9 +240,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write the report here")
     args = parser.parse_args(argv)
 
-    instances = args.instances or (64 if args.smoke else 200)
+    instances = args.instances or (64 if args.smoke else 400)
     duration = args.duration if args.duration is not None else (0 if args.smoke else 600)
-    kill_every = args.kill_every or (1.5 if args.smoke else 3.0)
+    kill_every = args.kill_every or (1.5 if args.smoke else 2.0)
     seed = args.seed if args.seed is not None else random.randrange(2**32)
     rng = random.Random(seed)
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="perdure-chaos-"))
