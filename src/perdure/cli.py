@@ -584,7 +584,14 @@ def key(ctx: click.Context) -> None:
 
 # --- running ---------------------------------------------------------------------------
 @main.command()
-@click.argument("app_spec", metavar="MODULE:app")
+@click.argument("app_spec", metavar="MODULE:app", required=False)
+@click.option("--functions-app", "functions_app", metavar="DIR", default=None,
+              type=click.Path(exists=True, file_okay=False),
+              help="Serve an Azure Durable Functions Python app (v1 or v2 model) instead of "
+              "MODULE:app; needs perdure[azure]")
+@click.option("--stub-binding", "stub_bindings", metavar="TYPE[=MODULE:factory]", multiple=True,
+              help="With --functions-app: accept a binding type perdure cannot serve, with a "
+              "no-op stub (or the factory's value)")
 @click.option("--host", default="127.0.0.1", show_default=True,
               help="Interface to bind (the default serves this machine only)")
 @click.option("--port", type=click.IntRange(0, 65535), default=7071, show_default=True)
@@ -601,19 +608,39 @@ def key(ctx: click.Context) -> None:
               "steps included [env PERDURE_LOG_FORMAT; default text]")
 @click.option("--drain-seconds", type=click.FloatRange(0), default=30.0, show_default=True,
               help="On SIGTERM, how long in-flight requests and activities may take")
-def serve(app_spec: str, host: str, port: int, workers: int, concurrency: int | None,
+def serve(app_spec: str | None, functions_app: str | None, stub_bindings: tuple[str, ...],
+          host: str, port: int, workers: int, concurrency: int | None,
           anonymous_starters: bool, log_level: str, log_format: str | None,
           drain_seconds: float) -> None:
-    """Serve the HTTP API of MODULE:app and run its worker(s) until SIGTERM."""
+    """Serve the HTTP API of MODULE:app (or --functions-app DIR) and run its worker(s) until
+    SIGTERM."""
     try:
         from perdure.http.server import serve as run_server
     except ImportError as exc:  # pragma: no cover - depends on the install
         raise ValidationError(f"perdure serve needs: pip install 'perdure[http]' ({exc})") from None
-    app = load_app(app_spec)
+    functions_host = None
+    if functions_app is not None:
+        if app_spec is not None:
+            raise click.UsageError("give MODULE:app or --functions-app DIR, not both")
+        if workers > 1:
+            raise click.UsageError("--functions-app runs one worker process (--workers 0 or 1)")
+        try:
+            from perdure.azure.host import create_functions_app, parse_stubs
+        except ImportError as exc:
+            raise ValidationError(
+                f"--functions-app needs: pip install 'perdure[azure]' ({exc})"
+            ) from None
+        app, functions_host = create_functions_app(
+            functions_app, stubs=parse_stubs(stub_bindings)
+        )
+    elif app_spec is None:
+        raise click.UsageError("give MODULE:app, or --functions-app DIR")
+    else:
+        app = load_app(app_spec)
     run_server(app, host=host, port=port, workers=workers, app_spec=app_spec,
                concurrency=concurrency, anonymous_starters=anonymous_starters,
                log_level=log_level, log_format=log_format, drain_seconds=drain_seconds,
-               echo=lambda line: click.echo(line, err=False))
+               echo=lambda line: click.echo(line, err=False), functions_host=functions_host)
 
 
 @main.command()

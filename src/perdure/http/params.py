@@ -42,9 +42,8 @@ def _default(value: Any) -> Any:
         return value.isoformat()
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return dataclasses.asdict(value)
-    to_json = getattr(value, "to_json", None)
-    if callable(to_json):
-        return to_json()
+    if callable(getattr(value, "to_json", None)):
+        return type(value).to_json(value)  # instance method or DF's staticmethod to_json(obj)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 

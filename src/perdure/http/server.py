@@ -21,6 +21,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from perdure.http.asgi import create_asgi_app
 from perdure.http.auth import ENV, resolve_api_key
@@ -29,6 +30,7 @@ from perdure.observability.logs import configure_logging
 
 if TYPE_CHECKING:
     from perdure.app import App
+    from perdure.azure.host import FunctionsHost
 
 log = logging.getLogger("perdure.serve")
 _CODE = re.compile(r"((?:^|[?&])code=)[^&\s\"]*")
@@ -80,6 +82,7 @@ def serve(
     log_format: str | None = None,
     echo: Callable[[str], None] = print,
     drain_seconds: float = 30.0,
+    functions_host: FunctionsHost | None = None,
 ) -> None:
     """Serve ``app`` over HTTP and run its worker until SIGTERM/SIGINT, then drain.
 
@@ -89,6 +92,8 @@ def serve(
             than one CPU). ``workers=0`` serves HTTP only.
         concurrency: activities each worker process runs at once (default 32).
         anonymous_starters: serve ``/api/orchestrators/...`` without the API key.
+        functions_host: an Azure Functions app's HTTP side (``--functions-app``), served
+            in front of the management API.
 
     >>> serve(app, port=7071)          # doctest: +SKIP
     """
@@ -96,9 +101,13 @@ def serve(
         app.worker_options["max_concurrent_activities"] = concurrency
     api_key, generated = resolve_api_key(app.store)
     stopping = threading.Event()
-    asgi = create_asgi_app(
+    asgi: ASGIApp = create_asgi_app(
         app, api_key=api_key, anonymous_starters=anonymous_starters, stopping=stopping
     )
+    if functions_host is not None:
+        asgi = functions_host.wrap(asgi, api_key=api_key, public_base=f"http://{host}:{port}")
+        for line in functions_host.banner():
+            echo(line)
     for name in ("uvicorn.access", "uvicorn.error", "uvicorn"):
         logging.getLogger(name).addFilter(RedactKeys())
     structured = (log_format or os.environ.get(LOG_FORMAT_ENV, "")).strip().lower() == "json"
@@ -160,5 +169,7 @@ def serve(
                 child.kill()
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        if functions_host is not None:
+            functions_host.close()
         app.close()
         echo("perdure: stopped")

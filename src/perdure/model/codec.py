@@ -52,7 +52,9 @@ def _prepare(value: Any) -> Any:
     to_json = getattr(value, "to_json", None)
     if callable(to_json) and callable(getattr(type(value), "from_json", None)):
         cls = type(value)
-        return {"$object": f"{cls.__module__}:{cls.__qualname__}", "value": to_json()}
+        # Called through the class, as the DF SDK does, so both an instance method and the
+        # SDK samples' ``@staticmethod def to_json(obj)`` work.
+        return {"$object": f"{cls.__module__}:{cls.__qualname__}", "value": cls.to_json(value)}
     if isinstance(value, (list, tuple)):
         return [_prepare(v) for v in value]
     if isinstance(value, dict):
