@@ -17,7 +17,12 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
-from perdure.errors import InstanceAlreadyExistsError, TimeoutError, ValidationError
+from perdure.errors import (
+    InstanceAlreadyExistsError,
+    PerdureError,
+    TimeoutError,
+    ValidationError,
+)
 from perdure.model.events import (
     FailureDetails,
     HistoryEvent,
@@ -82,11 +87,17 @@ def _record(row: Sequence[Any]) -> InstanceRecord:
 
 
 def _locked_error(exc: sqlite3.OperationalError, path: str) -> Exception:
-    """Another process held the database longer than the busy timeout: a clear timeout."""
+    """Another process held the database longer than the busy timeout: a clear timeout.
+    The disk (or a size limit) is full: a clear error; SQLite rolled the transaction back."""
     if "locked" in str(exc) or "busy" in str(exc):
         return TimeoutError(
             f"the SQLite store {path!r} stayed locked by another process for more than "
             f"{_BUSY_TIMEOUT_MS // 1000} s; nothing was changed"
+        )
+    if "full" in str(exc):
+        return PerdureError(
+            f"the SQLite store {path!r} could not be written: {exc} (free some disk space; "
+            "work resumes by itself); nothing was changed"
         )
     return exc
 
@@ -148,6 +159,13 @@ class SqliteStore:
                 raise _locked_error(exc, self.path) from exc
             try:
                 yield cur
+            except sqlite3.OperationalError as exc:
+                if self._conn.in_transaction:
+                    cur.execute("ROLLBACK")
+                clear = _locked_error(exc, self.path)
+                if clear is exc:
+                    raise
+                raise clear from exc
             except BaseException:
                 if self._conn.in_transaction:
                     cur.execute("ROLLBACK")
@@ -156,7 +174,10 @@ class SqliteStore:
                 try:
                     cur.execute("COMMIT")
                 except sqlite3.OperationalError as exc:
-                    cur.execute("ROLLBACK")
+                    # SQLite may have rolled back already (SQLITE_FULL does): a second
+                    # ROLLBACK would raise and hide the real error.
+                    if self._conn.in_transaction:
+                        cur.execute("ROLLBACK")
                     raise _locked_error(exc, self.path) from exc
             finally:
                 cur.close()
