@@ -12,6 +12,7 @@ import importlib
 import inspect
 import json
 import logging
+import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -34,6 +35,14 @@ if TYPE_CHECKING:
     from perdure.app import App
 
 log = logging.getLogger("perdure.azure")
+
+# The SDK's payload decoder nags, once, that callers should pass ``expected_type``; perdure
+# decodes the SDK's own wire payloads (its entity handler and client do the same), where no
+# user type is known, so the advice does not apply.
+warnings.filterwarnings(
+    "ignore", message="azure.functions df_loads was called without expected_type",
+    category=DeprecationWarning,
+)
 
 
 def parse_stubs(values: list[str] | tuple[str, ...]) -> dict[str, StubFactory | None]:

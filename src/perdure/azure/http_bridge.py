@@ -37,19 +37,27 @@ class FunctionLoop:
     """An asyncio loop on a daemon thread, alive for the server's lifetime."""
 
     def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self.loop.run_forever, name="perdure-azure-functions", daemon=True
-        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None, "FunctionLoop.start() first"
+        return self._loop
 
     def start(self) -> None:
+        # Made here, not in __init__, so that a host that never serves leaks no loop.
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, name="perdure-azure-functions", daemon=True
+        )
         self._thread.start()
 
     def submit(self, coro: Coroutine[Any, Any, Any]) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)
 
     def stop(self) -> None:
-        if not self._thread.is_alive():
+        if self._thread is None or self._loop is None:
             return
         try:
             from azure.durable_functions.models.utils import (
@@ -60,8 +68,9 @@ class FunctionLoop:
             self.submit(http_utils._close_session()).result(timeout=5)
         except Exception:  # pragma: no cover - best effort on shutdown
             log.debug("closing the SDK's HTTP session failed", exc_info=True)
-        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
+        self._loop.close()
 
 
 def route_paths(prefix: str, route: str) -> list[str]:

@@ -1,0 +1,2 @@
+def greet(city: str) -> str:
+    return f"Hello {city}!"
