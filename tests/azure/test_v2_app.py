@@ -60,6 +60,14 @@ def test_sub_orchestrations_and_wait_for_completion(http: httpx.Client) -> None:
     assert child["runtimeStatus"] == "Completed" and child["input"] == "Lima"
 
 
+def test_non_generator_orchestrator(http: httpx.Client) -> None:
+    response = http.post("/api/run/plain/plain-1", params={"code": KEY}, json={"a": 1})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["input"] == {"a": 1} and body["id"] == "plain-1" and body["utc"] == 0
+    assert len(body["guid"]) == 36
+
+
 def test_function_auth_level_needs_the_key(http: httpx.Client) -> None:
     assert http.post("/api/run/chain").status_code == 401
     assert http.post("/api/run/chain", headers={"x-functions-key": KEY},
@@ -113,6 +121,34 @@ def test_sdk_client_status_terminate_list_and_purge(http: httpx.Client) -> None:
     assert status["runtimeStatus"] == "Terminated"
     assert http.get(f"/api/manage/{instance_id}/purge").json() == 1
     assert http.get(payload["statusQueryGetUri"]).status_code == 404
+
+
+def test_sdk_client_suspend_resume_restart_and_filters(http: httpx.Client) -> None:
+    instance_id = start(http, "approval", "600")["id"]
+
+    def runtime_status() -> str:
+        return str(http.get(f"/api/manage/{instance_id}/status").json()["runtimeStatus"])
+
+    def until(want: str) -> None:
+        deadline = time.monotonic() + 20
+        while runtime_status() != want:
+            assert time.monotonic() < deadline, f"not {want}"
+            time.sleep(0.05)
+
+    until("Running")
+    http.post(f"/api/manage/{instance_id}/suspend")
+    until("Suspended")
+    http.post(f"/api/manage/{instance_id}/resume")
+    until("Running")
+    assert instance_id in http.get("/api/manage/-/running").json()
+    http.post(f"/api/manage/{instance_id}/terminate")
+    until("Terminated")
+    new_id = http.post(f"/api/manage/{instance_id}/restart").json()
+    assert isinstance(new_id, str) and new_id != instance_id
+    assert http.get(f"/api/manage/{new_id}/status").json()["input"] == 600
+    assert http.get("/api/manage/-/purge_terminated").json() >= 1
+    assert http.get(f"/api/manage/{instance_id}/status").json() is None
+    http.post(f"/api/manage/{new_id}/terminate")
 
 
 def test_plain_http_function_from_a_blueprint(http: httpx.Client) -> None:

@@ -239,6 +239,8 @@ def describe(functions: list[HttpFunction], prefix: str) -> list[str]:
     for fn in functions:
         auth = "anonymous" if fn.anonymous else "key"
         methods = ",".join(fn.methods) if fn.spec.trigger.get("methods") else "*"
-        lines.append(f"{fn.spec.name}: [{methods}] {fn.paths(prefix)[0]} ({auth})")
+        route = str(fn.spec.trigger.get("route") or fn.spec.name).strip("/")
+        path = f"/{prefix}/{route}" if prefix else f"/{route}"
+        lines.append(f"{fn.spec.name}: [{methods}] {path} ({auth})")
     return lines
 

@@ -1,7 +1,7 @@
 """A v2-model Durable Functions app, written as for Azure (perdure's own test app)."""
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import azure.durable_functions as df
 import azure.functions as func
@@ -55,6 +55,21 @@ async def manage(req: func.HttpRequest, client) -> func.HttpResponse:
         result = sorted(s.instance_id for s in await client.get_status_all())
     elif action == "purge":
         result = (await client.purge_instance_history(instance_id)).instances_deleted
+    elif action == "suspend":
+        await client.suspend(instance_id, "pause")
+    elif action == "resume":
+        await client.resume(instance_id, "go on")
+    elif action == "restart":
+        result = await client.restart(instance_id)
+    elif action == "running":
+        statuses = await client.get_status_by(
+            runtime_status=[df.OrchestrationRuntimeStatus.Running])
+        result = sorted(s.instance_id for s in statuses)
+    elif action == "purge_terminated":
+        purged = await client.purge_instance_history_by(
+            created_time_from=datetime(2000, 1, 1),
+            runtime_status=[df.OrchestrationRuntimeStatus.Terminated])
+        result = purged.instances_deleted
     return func.HttpResponse(json.dumps(result), mimetype="application/json")
 
 
@@ -108,6 +123,14 @@ def counting(context: df.DurableOrchestrationContext):
     attempts = yield context.call_activity_with_retry(
         "flaky", df.RetryOptions(10, 3), context.instance_id)
     return {"value": value, "greeting": greeting.text, "retry": attempts}
+
+
+@myApp.orchestration_trigger(context_name="context")
+def plain(context: df.DurableOrchestrationContext):
+    """Not a generator: the orchestration completes at once."""
+    guid = context.new_guid()
+    return {"input": context.get_input(), "guid": str(guid), "id": context.instance_id,
+            "utc": context.current_utc_datetime.utcoffset().total_seconds()}
 
 
 @myApp.entity_trigger(context_name="context", entity_name="Counter")
