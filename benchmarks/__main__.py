@@ -32,8 +32,8 @@ from benchmarks import workloads as w
 Stats = dict[str, float]
 Figures = dict[str, Stats]
 
-# Figures where a lower value is better (everything else: higher is better).
-LOWER_IS_BETTER = ("ms", "MB", "seconds", "KB", "ratio", "armed late")
+# Words marking a figure where lower is better (everything else: higher is better).
+LOWER_IS_BETTER = {"ms", "MB", "seconds", "KB", "ratio", "late"}
 
 
 @dataclass
@@ -118,7 +118,15 @@ def cli() -> None:
     help="also run the same workloads on this peer (pip install -e '.[bench]')",
 )
 @click.option("--runs", default=3, show_default=True, help="runs per figure (median reported)")
-@click.option("--smoke", is_flag=True, help="one quick run of small sizes, perdure only (CI)")
+@click.option(
+    "--peer-runs",
+    type=int,
+    default=None,
+    help="runs per peer figure (default: --runs); the peer runs with perdure's first ones",
+)
+@click.option(
+    "--smoke", is_flag=True, help="one quick run of small sizes (CI runs it without --peer)"
+)
 @click.option("--only", default=None, help="comma-separated workloads: w1,...,w7,raw")
 @click.option(
     "--peer-timeout",
@@ -131,16 +139,18 @@ def run(
     store: str,
     peer: str | None,
     runs: int,
+    peer_runs: int | None,
     smoke: bool,
     only: str | None,
     peer_timeout: float,
     json_path: str | None,
 ) -> None:
     """Run W1-W7 and the raw-write limit; print tables and write JSON."""
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     started = time.time()
     if smoke:
-        runs, peer = 1, None
+        runs = 1
+    peer_runs = min(peer_runs or runs, runs)
     if peer == "dbos" and not dbos_peer.available():
         raise click.UsageError("--peer dbos needs the bench extra: pip install -e '.[bench]'")
     pg_url = os.environ.get("PERDURE_BENCH_POSTGRES") or os.environ.get("PERDURE_TEST_POSTGRES")
@@ -165,6 +175,7 @@ def run(
         },
         "versions": _versions(),
         "runs": runs,
+        "peer runs": peer_runs if peer else 0,
         "smoke": smoke,
         "peer": peer,
         "stores": {},
@@ -182,7 +193,12 @@ def run(
                     _show(console, kind, "perdure", case.name, i, runs, figures, t0)
                     for k, v in figures.items():
                         perdure_samples.setdefault(case.name, {}).setdefault(k, []).append(v)
-                    if peer and case.peer_size is not None and case.name not in peer_notes:
+                    if (
+                        peer
+                        and i < peer_runs
+                        and case.peer_size is not None
+                        and case.name not in peer_notes
+                    ):
                         t0 = time.perf_counter()
                         try:
                             figures = dbos_peer.run(case.key, u, case.peer_size, peer_timeout)
@@ -281,7 +297,7 @@ def _ratios(ours: dict[str, Figures], theirs: dict[str, Figures]) -> dict[str, d
 
 
 def _better(key: str, ratio: float) -> str:
-    lower = any(tag in key for tag in LOWER_IS_BETTER)
+    lower = bool(LOWER_IS_BETTER & set(key.split()))
     factor = 1 / ratio if lower else ratio
     if not factor:
         return ""
