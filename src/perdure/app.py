@@ -128,7 +128,9 @@ class App:
         with self._lock:
             existing = self._sync_client
         if existing is None:
-            existing = SyncClient(self.store, self.registry.orchestrators, self.clock)
+            existing = SyncClient(
+                self.store, self.registry.orchestrators, self.clock, self.registry.entities
+            )
             with self._lock:
                 self._sync_client = self._sync_client or existing
         return self._sync_client or existing

@@ -88,9 +88,11 @@ class SyncClient:
         store: Store,
         orchestrators: Iterable[str] | None = None,
         clock: Clock | None = None,
+        entities: Iterable[str] | None = None,
     ) -> None:
         self.store = store
         self._known = orchestrators
+        self._known_entities = entities
         self.clock = clock or SystemClock()
         self._changes = _Changes()
         store.add_listener(self._changes.notify)
@@ -257,6 +259,9 @@ class SyncClient:
         """
         target = EntityId.coerce(entity_id)
         validate_name("operation", operation_name)
+        known = self._known_entities
+        if known is not None and len(known) and target.name not in known:  # type: ignore[arg-type]
+            raise ValidationError(f"entity {target.name!r} is not registered in this app")
         text = codec.encode(
             operation_input, f"input of signal_entity({target}, {operation_name!r})"
         )

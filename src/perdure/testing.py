@@ -54,7 +54,9 @@ class DurableTestEnvironment:
             entities=app.registry.entities,
             clock=self.clock,
         )
-        self.client = SyncClient(self.store, app.registry.orchestrators, self.clock)
+        self.client = SyncClient(
+            self.store, app.registry.orchestrators, self.clock, app.registry.entities
+        )
 
     def async_client(self) -> DurableOrchestrationClient:
         return DurableOrchestrationClient(self.client)

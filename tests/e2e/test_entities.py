@@ -181,3 +181,9 @@ def test_lock_survives_a_killed_worker_and_the_count_is_exact(tmp_path: Path) ->
     assert sorted(outputs) == list(range(1, 21))  # every increment saw a distinct value
     state = client.read_entity_state(EntityId("counter", "shared"))
     assert state.entity_state == 20
+
+
+def test_signalling_an_unregistered_entity_is_refused(env) -> None:
+    with pytest.raises(perdure.ValidationError, match="not registered"):
+        env.client.signal_entity(EntityId("no_such_entity", "k"), "add", 1)
+    assert env.client.list_entities()[0] == []
