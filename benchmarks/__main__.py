@@ -44,7 +44,7 @@ class Case:
     peer_size: int | None  # the DBOS run's size; None: perdure only
 
 
-def _cases(smoke: bool, only: set[str] | None) -> list[Case]:
+def _cases(smoke: bool, only: set[str] | None, overrides: dict[str, list[int]]) -> list[Case]:
     sizes: dict[str, Any] = {
         "w1": 50 if smoke else 500,
         "w2": [200] if smoke else [1000, 10_000],
@@ -54,6 +54,10 @@ def _cases(smoke: bool, only: set[str] | None) -> list[Case]:
         "w6": 300 if smoke else 10_000,
         "w7": 300 if smoke else 10_000,
     }
+    for key, values in overrides.items():
+        if key not in sizes:
+            raise click.UsageError(f"--size: unknown workload {key!r}")
+        sizes[key] = values if isinstance(sizes[key], list) else values[0]
     cases = [
         Case(
             "w1",
@@ -88,10 +92,14 @@ def _stats(samples: dict[str, list[float]]) -> Figures:
     }
 
 
+def _num(value: float) -> str:
+    return f"{value:,.3f}" if abs(value) < 1 else f"{value:,.2f}"
+
+
 def _fmt(stats: Stats) -> str:
     if stats["min"] == stats["max"]:
-        return f"{stats['median']:,.2f}"
-    return f"{stats['median']:,.2f} [{stats['min']:,.2f}-{stats['max']:,.2f}]"
+        return _num(stats["median"])
+    return f"{_num(stats['median'])} [{_num(stats['min'])}-{_num(stats['max'])}]"
 
 
 def _versions() -> dict[str, str]:
@@ -134,6 +142,13 @@ def cli() -> None:
     show_default=True,
     help="seconds before one peer run is abandoned (recorded as an error)",
 )
+@click.option(
+    "--size",
+    "size_overrides",
+    multiple=True,
+    metavar="WORKLOAD=N[,N...]",
+    help="override a workload's size(s), e.g. --size w5=10000 --size w2=1000",
+)
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), default=None)
 def run(
     store: str,
@@ -143,6 +158,7 @@ def run(
     smoke: bool,
     only: str | None,
     peer_timeout: float,
+    size_overrides: tuple[str, ...],
     json_path: str | None,
 ) -> None:
     """Run W1-W7 and the raw-write limit; print tables and write JSON."""
@@ -158,7 +174,14 @@ def run(
     if "postgres" in stores and not pg_url:
         raise click.UsageError("set PERDURE_BENCH_POSTGRES=postgresql://... for postgres")
     selected = {s.strip().lower() for s in only.split(",")} if only else None
-    cases = _cases(smoke, selected)
+    overrides: dict[str, list[int]] = {}
+    for item in size_overrides:
+        key, _, values = item.partition("=")
+        try:
+            overrides[key.strip().lower()] = [int(v) for v in values.split(",")]
+        except ValueError:
+            raise click.UsageError(f"--size {item!r}: expected WORKLOAD=N[,N...]") from None
+    cases = _cases(smoke, selected, overrides)
 
     def url(kind: str) -> tuple[str, Callable[[], None]]:
         if kind == "postgres":
@@ -338,6 +361,47 @@ def _table(
                 ]
             table.add_row(*row)
     return table
+
+
+@cli.command()
+@click.argument("files", nargs=-1, type=click.Path(exists=True, dir_okay=False))
+def report(files: tuple[str, ...]) -> None:
+    """Print JSON results as Markdown tables (for docs/benchmarks.md)."""
+    for file in files:
+        data = json.loads(Path(file).read_text())
+        versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items())
+        load = ", ".join(f"{x:.1f}" for x in data["machine"]["load average at start"])
+        for kind, section in data["stores"].items():
+            peer = "dbos" in section
+            click.echo(
+                f"\n#### {kind}: {data['date']}, {data['machine']['cpus']} CPUs, load {load};"
+                f" {data['runs']} runs"
+                + (f" (DBOS: {data['peer runs']})" if peer else "")
+                + f"; {versions}\n"
+            )
+            head = "| workload | figure | perdure |" + (
+                " DBOS | perdure/DBOS | better |" if peer else ""
+            )
+            click.echo(head)
+            click.echo("|" + "---|" * (head.count("|") - 1))
+            ours, theirs = section["perdure"], section.get("dbos", {})
+            ratios, notes = section.get("perdure/dbos", {}), section.get("dbos notes", {})
+            for name in list(ours) + [n for n in theirs if n not in ours]:
+                keys = list(ours.get(name, {}))
+                keys += [k for k in theirs.get(name, {}) if k not in keys]
+                for key in keys:
+                    mine = ours.get(name, {}).get(key)
+                    row = [name, key, _fmt(mine) if mine else "-"]
+                    if peer:
+                        other = theirs.get(name, {}).get(key)
+                        ratio = ratios.get(name, {}).get(key)
+                        note = notes.get(name, "").split(":")[0] if key == keys[0] else ""
+                        row += [
+                            _fmt(other) if other else note or "-",
+                            f"{ratio:,.2f}" if ratio is not None else "",
+                            _better(key, ratio) if ratio is not None else "",
+                        ]
+                    click.echo("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
