@@ -173,6 +173,18 @@ def _peak_rss_mb(pid: int) -> tuple[float, float]:
         return rss, rss
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        import psutil
+
+        times = psutil.Process(pid).cpu_times()
+        return float(times.user + times.system)
+
+
 def _settled_rss_mb(pid: int, timeout: float = 10.0) -> float:
     """A freshly started process's RSS once it stops growing (imports done, worker up)."""
     deadline = time.perf_counter() + timeout
@@ -222,6 +234,9 @@ def w5_idle(store_url: str, n: int = 10_000) -> Result:
         waiting = time.perf_counter() - t0
         time.sleep(0.5)
         peak, rss = _peak_rss_mb(worker.pid)
+        before = _cpu_seconds(worker.pid)
+        time.sleep(2.0)
+        cpu = (_cpu_seconds(worker.pid) - before) / 2.0 * 100
         t1 = time.perf_counter()
         for i, instance_id in enumerate(ids):
             client.raise_event(instance_id, "go", i)
@@ -242,6 +257,7 @@ def w5_idle(store_url: str, n: int = 10_000) -> Result:
         "worker RSS waiting MB": rss,
         "worker idle RSS MB": base,
         "KB per waiting instance": (rss - base) * 1024 / n,
+        "worker CPU % while waiting": cpu,
         "start+wait seconds": waiting,
         "starts/s": n / started,
         "events/s": n / elapsed,
