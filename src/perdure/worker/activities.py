@@ -87,6 +87,8 @@ class ActivityDispatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self.on_result: Callable[[], None] = lambda: None
+        self.on_completed: Callable[[], None] = lambda: None  # results committed
+        self.fetched_full = False  # the last fetch filled every free slot: more may wait
         self.executed = 0
         self._last_renew = time.monotonic()
         self._began: dict[int, float] = {}  # work item ID -> perf_counter at start
@@ -105,8 +107,10 @@ class ActivityDispatcher:
             return done
         free = self.max_concurrency - len(self.in_flight)
         if free <= 0:
+            self.fetched_full = True
             return done
         items = self.store.fetch_activity_work(self.owner, free, self.lease_seconds)
+        self.fetched_full = len(items) == free
         for item in items:
             with self._lock:
                 self.in_flight[item.id] = item
@@ -131,6 +135,7 @@ class ActivityDispatcher:
         with self._lock:
             for res in batch:
                 self.in_flight.pop(res.item.id, None)
+        self.on_completed()
         return len(batch)
 
     # running ---------------------------------------------------------------

@@ -74,6 +74,9 @@ class OrchestrationDispatcher:
         self.lease_seconds = lease_seconds
         self.cache = cache if cache is not None else RuntimeCache()
         self.episodes = 0
+        # Called after a commit that added activity tasks / messages visible now.
+        self.on_new_tasks: Callable[[], None] = lambda: None
+        self.on_new_messages: Callable[[], None] = lambda: None
 
     def tick(self) -> int:
         """Process one batch; return how many instances it handled."""
@@ -117,6 +120,15 @@ class OrchestrationDispatcher:
                 self.cache.put(instance_id, execution_id, runtime)
         if lost:
             log.warning("lease lost for %d instance(s); their work was not committed", len(lost))
+        committed = [cp for cp in checkpoints if cp.instance_id not in lost]
+        if any(cp.tasks for cp in committed):
+            self.on_new_tasks()
+        if any(
+            cp.sub_orchestrations
+            or any(m.visible_at is None or m.visible_at <= now for m in cp.messages)
+            for cp in committed
+        ):
+            self.on_new_messages()
         self.episodes += len(checkpoints)
         return len(items)
 

@@ -99,15 +99,37 @@ class Worker:
         self._act_wake = threading.Event()
         self._stopping = threading.Event()
         self._threads: list[threading.Thread] = []
+        # Hints say a fetch may find work. The dispatchers raise them precisely after their
+        # own commits, so a worker does not query the store for work it knows is not there.
+        self._orch_hint = True
+        self._act_hint = True
         self.activities.on_result = self._act_wake.set
-        store.add_listener(self.wake)
+        self.activities.on_completed = self._wake_orchestrations
+        self.orchestrations.on_new_tasks = self._wake_activities
+        self.orchestrations.on_new_messages = self._wake_orchestrations
+        store.add_listener(self._on_store_commit)
         on_change = getattr(self.clock, "on_change", None)
         if on_change is not None:
             on_change(self.wake)
 
     def wake(self) -> None:
+        """Something outside the dispatchers may have added work: look for it now."""
+        self._wake_orchestrations()
+        self._wake_activities()
+
+    def _wake_orchestrations(self) -> None:
+        self._orch_hint = True
         self._orch_wake.set()
+
+    def _wake_activities(self) -> None:
+        self._act_hint = True
         self._act_wake.set()
+
+    def _on_store_commit(self) -> None:
+        # Commits by the dispatch loops signal exactly what they added; anything else
+        # (a client in this process starting or raising) may concern either loop.
+        if threading.current_thread() not in self._threads:
+            self.wake()
 
     # lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -151,16 +173,22 @@ class Worker:
         backoff = 0.05
         while not self._stopping.is_set():
             self._orch_wake.clear()
-            try:
-                if self.orchestrations.tick():
-                    backoff = 0.05
+            hinted, self._orch_hint = self._orch_hint, False
+            if hinted:
+                try:
+                    handled = self.orchestrations.tick()
+                except Exception:
+                    log.exception("orchestration dispatch failed; retrying in %.2fs", backoff)
+                    self._orch_hint = True
+                    self._stopping.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
                     continue
-            except Exception:
-                log.exception("orchestration dispatch failed; retrying in %.2fs", backoff)
-                self._stopping.wait(backoff)
-                backoff = min(backoff * 2, 5.0)
-                continue
-            self._orch_wake.wait(self._idle_wait())
+                backoff = 0.05
+                if handled >= self.orchestrations.batch_size:
+                    self._orch_hint = True  # a full batch: more may be waiting
+                    continue
+            if not self._orch_wake.wait(self._idle_wait()):
+                self._orch_hint = True  # timer due, or the safety-net poll
 
     def _idle_wait(self) -> float:
         now = self.clock.now()
@@ -184,17 +212,24 @@ class Worker:
             if stopping and (not self.activities.in_flight or time.monotonic() > (deadline or 0)):
                 return
             self._act_wake.clear()
+            hinted, self._act_hint = self._act_hint, False
             try:
-                if self.activities.tick(fetch=not stopping):
-                    backoff = 0.05
-                    continue
+                self.activities.tick(fetch=hinted and not stopping)
             except Exception:
                 log.exception("activity dispatch failed; retrying in %.2fs", backoff)
+                self._act_hint = True
                 time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            backoff = 0.05
+            if hinted and self.activities.fetched_full and not stopping:
+                # Every free slot was filled: more tasks may wait once slots free up.
+                self._act_hint = True
+            if not self.activities.results.empty():
+                continue
             wait = self.activities.lease_seconds / 3 if self.activities.in_flight else _IDLE_POLL
-            self._act_wake.wait(min(wait, 0.2) if stopping else wait)
+            if not self._act_wake.wait(min(wait, 0.2) if stopping else wait):
+                self._act_hint = True  # the safety-net poll
 
     def _watch_loop(self) -> None:
         last_recovery = time.monotonic()
