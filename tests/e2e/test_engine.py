@@ -547,3 +547,15 @@ def test_a_locked_sqlite_store_gives_a_clear_timeout(tmp_path: Path, monkeypatch
     assert client.get_status("blocked") is None
     client.start_new("anything", instance_id="blocked")  # works once the lock is gone
     store.close()
+
+
+def test_sqlite_synchronous_mode_is_chosen_in_the_url(tmp_path: Path) -> None:
+    from perdure.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/s.db?synchronous=full")
+    assert store._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    store.close()
+    with pytest.raises(perdure.ValidationError, match="synchronous"):
+        open_store(f"sqlite:///{tmp_path}/s.db?synchronous=off")
+    with pytest.raises(perdure.ValidationError, match="unknown SQLite store option"):
+        open_store(f"sqlite:///{tmp_path}/s.db?journal=memory")

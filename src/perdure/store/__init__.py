@@ -22,10 +22,14 @@ def open_store(url: str, hub: str = "default") -> Store:
     from perdure.store.sqlite.store import SqliteStore
 
     if url.startswith("sqlite://"):
-        path = url[len("sqlite://") :]
+        path, _, query = url[len("sqlite://") :].partition("?")
         if path.startswith("/"):
             path = path[1:]  # sqlite:///rel.db -> rel.db ; sqlite:////abs.db -> /abs.db
-        return SqliteStore(path or ":memory:", hub=hub)
+        options = dict(p.partition("=")[::2] for p in query.split("&") if p)
+        unknown = set(options) - {"synchronous"}
+        if unknown:
+            raise ValidationError(f"unknown SQLite store option(s) {sorted(unknown)} in {url!r}")
+        return SqliteStore(path or ":memory:", hub=hub, **options)
     if "://" in url:
         raise ValidationError(
             f"unsupported store URL {url!r}: use sqlite:///path.db or postgresql://..."
