@@ -203,6 +203,7 @@ def run(
         "peer": peer,
         "stores": {},
     }
+    out = Path(json_path or f"benchmarks/results/{store}-{int(started)}.json")
     for kind in stores:
         perdure_samples: dict[str, dict[str, list[float]]] = {}
         peer_samples: dict[str, dict[str, list[float]]] = {}
@@ -248,11 +249,10 @@ def run(
             "perdure": ours,
             **({"dbos": theirs, "dbos notes": peer_notes, "perdure/dbos": ratios} if peer else {}),
         }
+        report["seconds"] = time.time() - started
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))  # after each store: nothing measured is lost
         console.print(_table(kind, runs, ours, theirs if peer else None, ratios, peer_notes))
-    report["seconds"] = time.time() - started
-    out = Path(json_path or f"benchmarks/results/{store}-{int(started)}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
     console.print(f"written {out} ({report['seconds']:.0f}s)")
 
 
@@ -321,9 +321,9 @@ def _ratios(ours: dict[str, Figures], theirs: dict[str, Figures]) -> dict[str, d
 
 def _better(key: str, ratio: float) -> str:
     lower = bool(LOWER_IS_BETTER & set(key.split()))
-    factor = 1 / ratio if lower else ratio
-    if not factor:
+    if ratio <= 0 or ratio == float("inf"):
         return ""
+    factor = 1 / ratio if lower else ratio
     return f"perdure {factor:,.1f}x" if factor >= 1 else f"dbos {1 / factor:,.1f}x"
 
 
