@@ -370,7 +370,7 @@ def report(files: tuple[str, ...]) -> None:
     for file in files:
         data = json.loads(Path(file).read_text())
         versions = ", ".join(f"{k} {v}" for k, v in data["versions"].items())
-        load = ", ".join(f"{x:.1f}" for x in data["machine"]["load average at start"])
+        load = ", ".join(f"{x:.1f}" for x in data["machine"]["load average at start"]) or "n/a"
         for kind, section in data["stores"].items():
             peer = "dbos" in section
             click.echo(
