@@ -9,7 +9,6 @@ PerdureError
 │   └── InstanceFinishedError                 the instance already reached a terminal status
 ├── TaskFailedError                           an activity or sub-orchestration failed
 ├── NonDeterminismError                       orchestrator code diverged from its history
-├── LeaseLostError                            a worker's lease expired before it could commit
 └── TimeoutError (also builtins.TimeoutError) waiting took longer than allowed
 """
 
@@ -80,10 +79,6 @@ class TaskFailedError(PerdureError):
 
 class NonDeterminismError(PerdureError):
     """Replayed orchestrator code made a different call than its history recorded."""
-
-
-class LeaseLostError(PerdureError):
-    """A worker's lease on an instance or task expired; its commit was refused."""
 
 
 class TimeoutError(PerdureError, builtins.TimeoutError):

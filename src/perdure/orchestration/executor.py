@@ -125,7 +125,6 @@ class OrchestrationRuntime:
         self._rewound = False
         self._can: tuple[str | None, bool] | None = None
         self.custom_status: str | None = None
-        self._last_custom_status: str | None = None
         self.history_length = 0
         self.critical_section: CriticalSection | None = None
         self._handlers: dict[type[ev.HistoryEvent], Callable[[Any], None]] = {
@@ -195,7 +194,6 @@ class OrchestrationRuntime:
                     self._unreported = False  # the history already records the outcome
         finally:
             self.context.is_replaying = False
-        self._last_custom_status = self.custom_status
 
     def run_episode(self, new_events: Sequence[ev.HistoryEvent], now: datetime) -> EpisodeResult:
         """Apply new events at time ``now`` and return what must be committed."""

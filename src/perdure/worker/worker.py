@@ -11,7 +11,6 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from perdure.store.base import Store
@@ -146,7 +145,7 @@ class Worker:
             thread.start()
             self._threads.append(thread)
 
-    def stop(self, drain: bool = True) -> None:
+    def stop(self) -> None:
         """Stop fetching; let in-flight activities finish (up to ``drain_seconds``) and report
         them; release whatever is still leased so another worker takes it at once."""
         self._stopping.set()
@@ -257,7 +256,7 @@ class Worker:
             self.wake()
         return released
 
-    def run_until_idle(self, now: datetime | None = None) -> int:
+    def run_until_idle(self) -> int:
         """Synchronous rounds until no work is left (for tests on a virtual clock)."""
         total = 0
         while True:
