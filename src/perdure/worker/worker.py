@@ -22,6 +22,11 @@ from perdure.worker.orchestrations import OrchestrationDispatcher
 log = logging.getLogger("perdure.worker")
 
 _IDLE_POLL = 1.0  # safety-net poll while idle, seconds
+# While clients in this process commit a stream of messages (two or more since the last
+# round), wait this long before fetching so one round takes many of them: a round costs
+# far more than a message, and the pause hands the GIL to the clients. A lone client
+# commit (a start on an idle worker) is fetched at once.
+_LINGER = 0.001
 
 
 def new_owner_id() -> str:
@@ -102,6 +107,7 @@ class Worker:
         # own commits, so a worker does not query the store for work it knows is not there.
         self._orch_hint = True
         self._act_hint = True
+        self._client_commits = 0
         self.activities.on_result = self._act_wake.set
         self.activities.on_completed = self._wake_orchestrations
         self.orchestrations.on_new_tasks = self._wake_activities
@@ -125,10 +131,14 @@ class Worker:
         self._act_wake.set()
 
     def _on_store_commit(self) -> None:
-        # Commits by the dispatch loops signal exactly what they added; anything else
-        # (a client in this process starting or raising) may concern either loop.
+        # Commits by the dispatch loops signal exactly what they added. Anything else is
+        # mostly a client in this process starting, raising or signalling: orchestration
+        # work. The activity loop only notes it (a released task lease, say) for its next
+        # round instead of querying for tasks on every client call.
         if threading.current_thread() not in self._threads:
-            self.wake()
+            self._client_commits += 1
+            self._act_hint = True
+            self._wake_orchestrations()
 
     # lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -174,6 +184,9 @@ class Worker:
             self._orch_wake.clear()
             hinted, self._orch_hint = self._orch_hint, False
             if hinted:
+                streaming, self._client_commits = self._client_commits >= 2, 0
+                if streaming:
+                    self._stopping.wait(_LINGER)
                 try:
                     handled = self.orchestrations.tick()
                 except Exception:

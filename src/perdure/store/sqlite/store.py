@@ -50,7 +50,7 @@ _INSTANCE_COLUMNS = (
 )
 _TERMINAL = tuple(s.value for s in TERMINAL_STATUSES)
 _BUSY_TIMEOUT_MS = 30_000
-_CHECKPOINT_EVERY = 0.05  # seconds between background WAL checkpoints
+_CHECKPOINT_EVERY = 0.01  # seconds between background WAL checkpoints
 
 
 def ts(value: datetime | None) -> float | None:
@@ -239,15 +239,17 @@ class SqliteStore:
             left = deadline - time.monotonic()
             if left <= 0:
                 return False
-            time.sleep(min(0.02, left))
+            time.sleep(min(_CHECKPOINT_EVERY, left))
 
     def _checkpoint_wal(self) -> None:
         """Copy the WAL back into the database from the watcher's own connection.
 
-        A checkpoint syncs the database file; done inside a commit it would stall that
-        commit (and the step waiting on it) for milliseconds. PASSIVE never blocks writers.
-        Run often, it keeps the WAL below SQLite's own auto-checkpoint threshold (1000
-        pages), which then stays as the bound for a process that runs no worker.
+        A checkpoint syncs the database file; done inside a commit (SQLite's auto-checkpoint
+        at 1000 pages) it stalls that commit, and the step waiting on it, for milliseconds.
+        PASSIVE never blocks writers. Every 10 ms, a busy worker's WAL is copied often
+        enough to be fully copied now and then, and a fully copied WAL is restarted from its
+        beginning by the next commit: the auto-checkpoint threshold, which stays as the
+        bound (and for processes running no worker), is then seldom reached.
         """
         now = time.monotonic()
         if self._watch_conn is None or now - self._last_checkpoint < _CHECKPOINT_EVERY:
