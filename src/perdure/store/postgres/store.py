@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import select
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -57,6 +58,51 @@ _MIGRATION_LOCK = 0x70657264757265  # "perdure"
 _RETRIES = 3  # extra attempts after a connection error that provably committed nothing
 _PURGE_BATCH = 500
 
+# Client writes are one autocommit statement each: one round trip, not a transaction's
+# BEGIN, reads and COMMIT. enqueue_if: FOR SHARE keeps the status read from changing (a
+# checkpoint waits) until the message is committed with it; the message goes in only if
+# that status is allowed, and the notify only with the message.
+_ENQUEUE_S = (
+    "WITH s AS (SELECT status FROM perdure.instances"
+    " WHERE hub = %(hub)s AND instance_id = %(id)s FOR SHARE),"
+)
+_ENQUEUE_M = (
+    " m AS (INSERT INTO perdure.inbox"
+    " (hub, instance_id, execution_id, event_type, data, visible_at, created_at)"
+    " SELECT %(hub)s, %(id)s, %(execution_id)s, %(event_type)s, %(data)s, %(visible_at)s,"
+    " %(now)s FROM t WHERE t.status = ANY(%(allowed)b::text[]) RETURNING 1)"
+    " SELECT t.status, (SELECT pg_notify(%(channel)s, %(token)s) FROM m) FROM t"
+)
+_ENQUEUE_IF = _ENQUEUE_S + " t AS (SELECT status FROM s)," + _ENQUEUE_M
+# Entities exist implicitly (see _ensure_entities_tx): an entity missing from the
+# statement's snapshot is inserted. A conflict then means another client created it after
+# the snapshot was taken, which no read here could see; the no-op update locks that row
+# and returns its current status.
+_ENQUEUE_IF_ENTITY = (
+    _ENQUEUE_S
+    + " e AS (INSERT INTO perdure.instances AS i (hub, instance_id, name, execution_id,"
+    " status, created_at, updated_at) SELECT %(hub)s, %(id)s,"
+    " split_part(substr(%(id)s, 2), '@', 1), 'entity', 'Running', %(now)s, %(now)s"
+    " WHERE NOT EXISTS (SELECT 1 FROM s)"
+    " ON CONFLICT (hub, instance_id) DO UPDATE SET status = i.status RETURNING i.status),"
+    " t AS (SELECT status FROM s UNION ALL SELECT status FROM e),"
+    + _ENQUEUE_M
+)
+# create_instance for an ID not in use (the common case): the row, its ExecutionStarted
+# and the notify. One row back means created; none means the ID exists, which
+# create_instance then settles in a transaction.
+_CREATE_NEW = (
+    "WITH c AS (INSERT INTO perdure.instances (hub, instance_id, name, execution_id, status,"
+    " input, created_at, updated_at, parent_instance_id) VALUES (%(hub)s, %(id)s, %(name)s,"
+    " %(execution_id)s, 'Pending', %(input)s, %(created_at)s, %(created_at)s, %(parent)s)"
+    " ON CONFLICT (hub, instance_id) DO NOTHING RETURNING instance_id),"
+    " m AS (INSERT INTO perdure.inbox"
+    " (hub, instance_id, execution_id, event_type, data, visible_at, created_at)"
+    " SELECT %(hub)s, c.instance_id, %(execution_id)s, %(event_type)s, %(data)s, 0,"
+    " %(queued_at)s FROM c RETURNING 1)"
+    " SELECT pg_notify(%(channel)s, %(token)s) FROM m"
+)
+
 
 def _failure_to_text(f: FailureDetails | None) -> str | None:
     return None if f is None else json.dumps([f.error_type, f.message, f.stack_trace])
@@ -90,6 +136,29 @@ def _same(value: T) -> T:
 
 def _rows(cursor: psycopg.Cursor[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return cursor.fetchall()
+
+
+def _readable(fd: int) -> bool:
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+    return bool(select.select([fd], [], [], 0)[0])  # pragma: no cover - no poll() on Windows
+
+
+def _closed_by_server(conn: Conn) -> bool:
+    """Whether the server has closed this idle connection (a restart, a terminated
+    backend). Its last message and the EOF are already in the socket, so this costs no
+    round trip."""
+    pgconn = conn.pgconn
+    try:
+        for _ in range(3):  # pending bytes (the server's FATAL message), then the EOF
+            if not _readable(pgconn.socket):
+                break
+            pgconn.consume_input()
+    except (OSError, psycopg.OperationalError):
+        return True
+    return pgconn.status != psycopg.pq.ConnStatus.OK
 
 
 def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
@@ -181,7 +250,12 @@ class PostgresStore:
             self._migrate(conn)
 
     def _run(
-        self, body: Callable[[Conn], T], *, transaction: bool = True, durable: bool = True
+        self,
+        body: Callable[[Conn], T],
+        *,
+        transaction: bool = True,
+        durable: bool = True,
+        idempotent: bool = True,
     ) -> T:
         """Run ``body`` on a pooled connection: in one pipelined transaction (statements
         whose results are not read go out together, with the COMMIT), or in autocommit.
@@ -191,10 +265,15 @@ class PostgresStore:
         commit, and any later durable commit flushes the earlier ones anyway).
 
         A connection error is retried when it provably committed nothing: raised before
-        COMMIT was sent, or by an autocommit body, whose statements are all idempotent.
+        COMMIT was sent, or by an autocommit body whose statements are all idempotent.
+        An autocommit body with ``idempotent=False`` (one statement: a retry after it
+        committed would apply it twice) is retried only when the error comes before the
+        statement is sent; a pooled connection the server already closed is caught then.
         An error during COMMIT is ambiguous and propagates (the worker loop retries).
         """
-        return self._run_then(body, _same, transaction=transaction, durable=durable)
+        return self._run_then(
+            body, _same, transaction=transaction, durable=durable, idempotent=idempotent
+        )
 
     def _run_then(
         self,
@@ -203,6 +282,7 @@ class PostgresStore:
         *,
         transaction: bool = True,
         durable: bool = True,
+        idempotent: bool = True,
     ) -> U:
         """:meth:`_run`, then ``then(result)`` after COMMIT, still on the connection: a
         body that only queues statements and reads their cursors in ``then`` costs one
@@ -213,6 +293,10 @@ class PostgresStore:
             try:
                 with self._pool.connection() as conn:
                     if not transaction:
+                        if not idempotent:
+                            if _closed_by_server(conn):
+                                raise psycopg.OperationalError("the server closed the connection")
+                            committing = True  # the statement is its own COMMIT
                         return then(body(conn))
                     with conn.pipeline():
                         with conn.transaction():
@@ -400,42 +484,72 @@ class PostgresStore:
 
     # client side ------------------------------------------------------------
     def create_instance(self, new: NewInstance, dedupe: frozenset[Status]) -> None:
-        def body(conn: Conn) -> None:
-            refused = self._create_tx(conn, [new], dedupe)
-            if refused:
-                status = refused[0][1].value
-                raise InstanceAlreadyExistsError(
-                    new.instance_id,
-                    status,
-                    f"an instance with ID {new.instance_id!r} already exists and is {status}",
-                )
-            self._notify_tx(conn)
-
-        self._run(body)
+        stamp = ts(new.created_at)
+        created = self._write(
+            _CREATE_NEW,
+            {
+                "hub": self.hub,
+                "id": new.instance_id,
+                "name": new.name,
+                "execution_id": new.execution_id,
+                "input": new.start.input,
+                "created_at": stamp,
+                "parent": new.start.parent_instance_id,
+                "event_type": new.start.event_type,
+                "data": event_to_json(new.start),
+                "queued_at": stamp or 0.0,
+                "channel": self._channel,
+                "token": self._token,
+            },
+        )
+        if not created:
+            self._run(lambda conn: self._create_existing_tx(conn, new, dedupe))
         self._changed()
 
-    def enqueue_if(self, message: Message, allowed: frozenset[Status]) -> Status | None:
-        def body(conn: Conn) -> Status | None:
-            if message.instance_id.startswith("@"):
-                self._ensure_entities_tx(conn, [message.instance_id], time.time())
-            # FOR SHARE: the status cannot change (a checkpoint waits) until we commit.
-            row = conn.execute(
-                "SELECT status FROM perdure.instances WHERE hub = %s AND instance_id = %s"
-                " FOR SHARE",
-                (self.hub, message.instance_id),
-            ).fetchone()
-            if row is None:
-                return None
-            status = Status(row[0])
-            if status in allowed:
-                self._insert_messages_tx(conn, [message], [time.time()], check=False)
-                self._notify_tx(conn)
-            return status
+    def _create_existing_tx(
+        self, conn: Conn, new: NewInstance, dedupe: frozenset[Status]
+    ) -> None:
+        refused = self._create_tx(conn, [new], dedupe)
+        if refused:
+            status = refused[0][1].value
+            raise InstanceAlreadyExistsError(
+                new.instance_id,
+                status,
+                f"an instance with ID {new.instance_id!r} already exists and is {status}",
+            )
+        self._notify_tx(conn)
 
-        status = self._run(body)
-        if status is not None and status in allowed:
+    def enqueue_if(self, message: Message, allowed: frozenset[Status]) -> Status | None:
+        now = time.time()
+        rows = self._write(
+            _ENQUEUE_IF_ENTITY if message.instance_id.startswith("@") else _ENQUEUE_IF,
+            {
+                "hub": self.hub,
+                "id": message.instance_id,
+                "execution_id": message.execution_id,
+                "event_type": message.event.event_type,
+                "data": event_to_json(message.event),
+                "visible_at": ts(message.visible_at) if message.visible_at else 0.0,
+                "now": now,
+                "allowed": sorted(s.value for s in allowed),
+                "channel": self._channel,
+                "token": self._token,
+            },
+        )
+        if not rows:
+            return None
+        status = Status(rows[0][0])
+        if status in allowed:
             self._changed()
         return status
+
+    def _write(self, query: str, params: Any) -> list[Any]:
+        """One autocommit statement that a retry after its COMMIT would apply twice."""
+
+        def body(conn: Conn) -> list[Any]:
+            return conn.execute(query, params).fetchall()
+
+        return self._run(body, transaction=False, idempotent=False)
 
     def _statement(self, query: str, params: Sequence[Any] = ()) -> list[Any]:
         def body(conn: Conn) -> list[Any]:
