@@ -204,7 +204,13 @@ class OrchestrationRuntime:
         self._apply(added[0])
         terminate = next((e for e in new_events if isinstance(e, ev.ExecutionTerminated)), None)
         if terminate is not None and not was_finished:
-            # Termination wins over anything else in the batch: run no more user code.
+            # Termination wins over anything else in the batch: run no more user code. A
+            # start in the same batch (terminated while Pending) is still recorded, without
+            # running the orchestrator, so the history says what ran and a parent hears back.
+            start = next((e for e in new_events if isinstance(e, ev.ExecutionStarted)), None)
+            if start is not None and self._started is None:
+                added.append(start)
+                self._record_start(start)
             added.append(terminate)
             self._apply(terminate)
         else:
@@ -324,15 +330,19 @@ class OrchestrationRuntime:
             return "had already returned"
         return f"is at {frame.f_code.co_filename}:{frame.f_lineno}"
 
-    def _on_execution_started(self, event: ev.ExecutionStarted) -> None:
-        if self._started is not None:
-            return
+    def _record_start(self, event: ev.ExecutionStarted) -> None:
         self._started = event
         ctx = self.context
         ctx._name = event.name
         ctx._input_text = event.input
         ctx._execution_id = event.execution_id
         ctx._parent_instance_id = event.parent_instance_id
+
+    def _on_execution_started(self, event: ev.ExecutionStarted) -> None:
+        if self._started is not None:
+            return
+        self._record_start(event)
+        ctx = self.context
         try:
             produced = self._fn(ctx)
         except BaseException as exc:

@@ -7,6 +7,7 @@ from typing import Any
 from perdure.model import codec
 from perdure.model import events as ev
 from perdure.model.status import OrchestrationRuntimeStatus as S
+from perdure.orchestration.executor import OrchestrationRuntime
 from tests.histories import T0, Driver, completed_event
 
 
@@ -49,3 +50,32 @@ def test_terminating_a_suspended_instance_terminates_it() -> None:
     d.episode(ev.ExecutionSuspended(timestamp=T0))
     d.episode(ev.ExecutionTerminated(timestamp=T0, reason="bye"))
     assert d.last.status is S.Terminated
+
+
+def test_terminated_while_pending_records_its_start_and_runs_no_user_code() -> None:
+    ran: list[str] = []
+
+    def orch(context: Any) -> Any:
+        ran.append("started")
+        yield context.call_activity("a")
+
+    start = ev.ExecutionStarted(
+        timestamp=T0,
+        name="orch",
+        execution_id="exec0001abcdef",
+        input=codec.encode(1),
+        parent_instance_id="parent",
+        parent_execution_id="pexec",
+        parent_task_id=3,
+    )
+    runtime = OrchestrationRuntime("inst-1", orch)
+    result = runtime.run_episode([start, ev.ExecutionTerminated(timestamp=T0, reason="no")], T0)
+    assert ran == []
+    assert result.status is S.Terminated and result.actions == []
+    assert [type(e).__name__ for e in result.history] == [
+        "OrchestratorStarted", "ExecutionStarted", "ExecutionTerminated", "OrchestratorCompleted"
+    ]
+    assert result.started == start  # so the parent is told its child was terminated
+    again = OrchestrationRuntime("inst-1", orch)
+    again.replay(result.history)
+    assert again.run_episode([], T0).status in (None, S.Terminated)

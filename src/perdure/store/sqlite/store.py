@@ -133,6 +133,11 @@ class SqliteStore:
         self._lock = threading.RLock()
         self._listeners: list[Callable[[], None]] = []
         self._conn = self._connect()
+        # Reads run on their own connection: in WAL mode they see the last commit without
+        # waiting for this process's writer, and the sqlite3 module lets them run beside it
+        # (a status poll or a dashboard page never holds up a checkpoint commit).
+        self._reader = self._conn if path == ":memory:" else self._connect()
+        self._read_lock = threading.Lock() if path != ":memory:" else self._lock
         self._watch_conn: sqlite3.Connection | None = None
         self._watch_version: int | None = None
         self._last_checkpoint = 0.0
@@ -193,8 +198,8 @@ class SqliteStore:
                 cur.close()
 
     def _read(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-        with self._lock:
-            return self._conn.execute(sql, params).fetchall()
+        with self._read_lock:
+            return self._reader.execute(sql, params).fetchall()
 
     def migrate(self) -> None:
         """Apply pending numbered migrations; safe when several processes start at once."""
@@ -261,8 +266,10 @@ class SqliteStore:
             pass  # busy: the next round tries again
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._read_lock if self._reader is not self._conn else self._lock:
             self._conn.close()
+            if self._reader is not self._conn:
+                self._reader.close()
             if self._watch_conn is not None:
                 self._watch_conn.close()
 
@@ -395,17 +402,19 @@ class SqliteStore:
         return _record(rows[0]) if rows else None
 
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
-        with self._lock:
-            row = self._conn.execute(
-                "SELECT execution_id FROM instances WHERE hub=? AND instance_id=?",
-                (self.hub, instance_id),
-            ).fetchone()
-            if row is None:
-                return []
-            return self._load_history(instance_id, row[0])
+        with self._read_lock:
+            self._reader.execute("BEGIN")  # one snapshot for both reads
+            try:
+                row = self._reader.execute(
+                    "SELECT execution_id FROM instances WHERE hub=? AND instance_id=?",
+                    (self.hub, instance_id),
+                ).fetchone()
+                return [] if row is None else self._load_history(instance_id, row[0])
+            finally:
+                self._reader.execute("COMMIT")
 
     def _load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
-        rows = self._conn.execute(
+        rows = self._reader.execute(
             "SELECT event_type, data FROM history WHERE hub=? AND instance_id=? AND execution_id=?"
             " ORDER BY seq",
             (self.hub, instance_id, execution_id),
@@ -555,7 +564,7 @@ class SqliteStore:
         return [OrchestrationWorkItem(records[i], inbox[i]) for i in ids]
 
     def load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
-        with self._lock:
+        with self._read_lock:
             return self._load_history(instance_id, execution_id)
 
     def commit_checkpoints(
