@@ -187,3 +187,40 @@ def test_signalling_an_unregistered_entity_is_refused(env) -> None:
     with pytest.raises(perdure.ValidationError, match="not registered"):
         env.client.signal_entity(EntityId("no_such_entity", "k"), "add", 1)
     assert env.client.list_entities()[0] == []
+
+
+def test_a_stream_of_client_signals_is_taken_in_batches(tmp_path: Path) -> None:
+    """Signals sent in a tight loop reach the entity in few rounds, and never make the
+    activity loop look for tasks (client messages are orchestration work only)."""
+    app = make_app()
+    app._store_spec = f"sqlite:///{tmp_path}/stream.db"
+    entity = EntityId("counter", "stream")
+    client = app.sync_client()
+    store = app.store
+    calls = {"orchestrations": 0, "activities": 0}
+    fetch_orchestrations = store.fetch_orchestration_work
+    fetch_activities = store.fetch_activity_work
+
+    def counting_orchestrations(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["orchestrations"] += 1
+        return fetch_orchestrations(*args, **kwargs)
+
+    def counting_activities(*args, **kwargs):  # type: ignore[no-untyped-def]
+        calls["activities"] += 1
+        return fetch_activities(*args, **kwargs)
+
+    store.fetch_orchestration_work = counting_orchestrations  # type: ignore[method-assign]
+    store.fetch_activity_work = counting_activities  # type: ignore[method-assign]
+    n = 400
+    with app.running():
+        time.sleep(0.1)
+        before = dict(calls)
+        for _ in range(n):
+            client.signal_entity(entity, "add", 1)
+        deadline = time.monotonic() + 30
+        while client.read_entity_state(entity).entity_state != n:
+            assert time.monotonic() < deadline, "the counter never reached n"
+            time.sleep(0.01)
+    rounds = calls["orchestrations"] - before["orchestrations"]
+    assert rounds <= n // 8, f"{rounds} rounds for {n} signals"
+    assert calls["activities"] - before["activities"] <= 10
