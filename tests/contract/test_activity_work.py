@@ -83,3 +83,42 @@ def test_failed_activity_results_are_delivered(store: Store) -> None:
     [message] = lease(store, "orch")["a"].messages
     assert isinstance(message.event, ev.TaskFailed)
     assert message.event.failure == ev.FailureDetails("ValueError", "bad", "tb")
+
+
+def test_a_commit_can_lease_the_tasks_it_schedules_to_its_worker(store: Store) -> None:
+    create(store, "a")
+    create(store, "b")
+    work = lease(store, "orch")
+    cps = []
+    for iid in ("a", "b"):
+        eid = work[iid].instance.execution_id
+        tasks = [ActivityTask(iid, eid, n, f"act{n}", f'"{iid}{n}"') for n in range(2)]
+        cps.append(checkpoint(work[iid], tasks=tasks))
+    lost, taken = store.commit_and_take_tasks("orch", cps, at(), 3, 30)
+    assert lost == []
+    assert [(t.instance_id, t.task_id, t.input, t.dequeue_count) for t in taken] == [
+        ("a", 0, '"a0"', 1), ("a", 1, '"a1"', 1), ("b", 0, '"b0"', 1)]
+    # Only the one left over is there for others to fetch; the taken ones are leased.
+    [rest] = store.fetch_activity_work("other", 10, 30)
+    assert (rest.instance_id, rest.task_id, rest.dequeue_count) == ("b", 1, 1)
+    assert store.fetch_activity_work("other", 10, 30) == []
+    # A taken task completes like a fetched one, by its owner only.
+    result = ActivityResult(taken[0], completed(0, '"done"'))
+    assert store.complete_activities("other", [result], at()) == 0
+    assert store.complete_activities("orch", [result], at()) == 1
+    messages = lease(store, "orch")["a"].messages
+    assert [getattr(m.event, "result", None) for m in messages] == ['"done"']
+
+
+def test_a_lost_checkpoint_leases_no_tasks(store: Store) -> None:
+    create(store, "a")
+    item = lease(store, "orch", lease_seconds=0.2)["a"]
+    time.sleep(0.4)
+    lease(store, "thief")
+    eid = item.instance.execution_id
+    task = ActivityTask("a", eid, 0, "act0", None)
+    lost, taken = store.commit_and_take_tasks(
+        "orch", [checkpoint(item, tasks=[task])], at(), 5, 30
+    )
+    assert lost == ["a"] and taken == []
+    assert store.fetch_activity_work("other", 10, 30) == []

@@ -220,6 +220,19 @@ class Store(Protocol):
     ) -> list[str]:
         """Commit every checkpoint in one transaction; return IDs whose lease was lost."""
 
+    def commit_and_take_tasks(
+        self,
+        owner: str,
+        checkpoints: list[Checkpoint],
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[list[str], list[ActivityWorkItem]]:
+        """``commit_checkpoints``, also leasing to ``owner``, in the same transaction, up to
+        ``limit`` of the activity tasks it adds (in checkpoint order): a worker with free
+        activity slots runs them at once instead of fetching them. Returns the lost IDs
+        and the leased tasks; the rest are queued as usual."""
+
     def release_instances(self, owner: str, instance_ids: list[str]) -> None:
         """Give up leases without changing anything (the work will be fetched again)."""
 

@@ -117,6 +117,18 @@ class ActivityDispatcher:
             self._start(item)
         return done + len(items)
 
+    def free_slots(self) -> int:
+        """How many more activities could start now without exceeding ``max_concurrency``."""
+        with self._lock:
+            return max(0, self.max_concurrency - len(self.in_flight))
+
+    def accept(self, items: list[ActivityWorkItem]) -> None:
+        """Start tasks already leased to this worker (by the commit that scheduled them)."""
+        for item in items:
+            with self._lock:
+                self.in_flight[item.id] = item
+            self._start(item)
+
     def flush(self) -> int:
         batch: list[ActivityResult] = []
         while True:
@@ -151,7 +163,9 @@ class ActivityDispatcher:
             asyncio.run_coroutine_threadsafe(self._run_async(fn, item), loop)
         else:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(self.max_concurrency, "perdure-activity")
+                with self._lock:  # tasks start from the orchestration thread too
+                    if self._pool is None:
+                        self._pool = ThreadPoolExecutor(self.max_concurrency, "perdure-activity")
             ctx = contextvars.copy_context()
             future: Future[None] = self._pool.submit(ctx.run, self._run_sync, fn, item)
             del future
@@ -204,6 +218,10 @@ class ActivityDispatcher:
         self.on_result()
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
+        with self._lock:
+            return self._ensure_loop_locked()
+
+    def _ensure_loop_locked(self) -> asyncio.AbstractEventLoop:
         if self._loop is None:
             loop = asyncio.new_event_loop()
             thread = threading.Thread(target=loop.run_forever, name="perdure-async", daemon=True)

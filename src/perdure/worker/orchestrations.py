@@ -30,6 +30,7 @@ from perdure.orchestration.executor import EpisodeResult, OrchestrationRuntime
 from perdure.orchestration.rewind import rewind_history
 from perdure.store.base import (
     ActivityTask,
+    ActivityWorkItem,
     Checkpoint,
     Message,
     NewInstance,
@@ -77,6 +78,10 @@ class OrchestrationDispatcher:
         # Called after a commit that added activity tasks / messages visible now.
         self.on_new_tasks: Callable[[], None] = lambda: None
         self.on_new_messages: Callable[[], None] = lambda: None
+        # How many new activity tasks this process can start right now; that many are
+        # leased to it in the checkpoint commit and handed to ``on_tasks_taken``.
+        self.task_slots: Callable[[], int] = lambda: 0
+        self.on_tasks_taken: Callable[[list[ActivityWorkItem]], None] = lambda items: None
 
     def tick(self) -> int:
         """Process one batch; return how many instances it handled."""
@@ -102,8 +107,13 @@ class OrchestrationDispatcher:
                 runtimes[cp.instance_id] = (cp.execution_id, runtime)
             steps.episode_done(cp, time.perf_counter() - started)
         spans = tracing.pending_spans(self.store, checkpoints)
+        scheduled = sum(len(cp.tasks) for cp in checkpoints)
+        take = min(scheduled, self.task_slots()) if scheduled else 0
         try:
-            lost = set(self.store.commit_checkpoints(self.owner, checkpoints, now))
+            lost_ids, taken = self.store.commit_and_take_tasks(
+                self.owner, checkpoints, now, take, self.lease_seconds
+            )
+            lost = set(lost_ids)
         except Exception:
             for cp in checkpoints:
                 self.cache.discard(cp.instance_id)
@@ -121,7 +131,9 @@ class OrchestrationDispatcher:
         if lost:
             log.warning("lease lost for %d instance(s); their work was not committed", len(lost))
         committed = [cp for cp in checkpoints if cp.instance_id not in lost]
-        if any(cp.tasks for cp in committed):
+        if taken:
+            self.on_tasks_taken(taken)
+        if sum(len(cp.tasks) for cp in committed) > len(taken):
             self.on_new_tasks()
         if any(
             cp.sub_orchestrations

@@ -111,6 +111,8 @@ class Worker:
         self.activities.on_result = self._act_wake.set
         self.activities.on_completed = self._wake_orchestrations
         self.orchestrations.on_new_tasks = self._wake_activities
+        self.orchestrations.task_slots = self._task_slots
+        self.orchestrations.on_tasks_taken = self.activities.accept
         self.orchestrations.on_new_messages = self._wake_orchestrations
         store.add_listener(self._on_store_commit)
         on_change = getattr(self.clock, "on_change", None)
@@ -121,6 +123,12 @@ class Worker:
         """Something outside the dispatchers may have added work: look for it now."""
         self._wake_orchestrations()
         self._wake_activities()
+
+    def _task_slots(self) -> int:
+        # Only a running worker takes tasks in its commits; a draining one leaves them.
+        if self._stopping.is_set() or not self._threads:
+            return 0
+        return self.activities.free_slots()
 
     def _wake_orchestrations(self) -> None:
         self._orch_hint = True

@@ -740,21 +740,52 @@ class PostgresStore:
     def commit_checkpoints(
         self, owner: str, checkpoints: list[Checkpoint], now: datetime
     ) -> list[str]:
+        return self.commit_and_take_tasks(owner, checkpoints, now, 0, 0.0)[0]
+
+    def commit_and_take_tasks(
+        self,
+        owner: str,
+        checkpoints: list[Checkpoint],
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[list[str], list[ActivityWorkItem]]:
         if not checkpoints:
-            return []
+            return [], []
         stamp = now.timestamp()
-        def body(conn: Conn) -> list[str]:
-            lost, wake = self._commit_tx(conn, owner, checkpoints, stamp)
+
+        def body(conn: Conn) -> tuple[list[str], psycopg.Cursor[tuple[Any, ...]] | None]:
+            taking: list[Any] = []
+            lost, wake = self._commit_tx(
+                conn, owner, checkpoints, stamp, limit, lease_seconds, taking
+            )
             if wake:
                 self._notify_tx(conn)
-            return lost
+            return lost, (taking[0] if taking else None)
 
-        lost = self._run(body)
+        def then(
+            result: tuple[list[str], psycopg.Cursor[tuple[Any, ...]] | None],
+        ) -> tuple[list[str], list[ActivityWorkItem]]:
+            lost, cursor = result
+            rows = sorted(_rows(cursor)) if cursor is not None else []
+            return lost, [
+                ActivityWorkItem(r[1], r[2], r[3], r[4], r[5], id=r[0], dequeue_count=1)
+                for r in rows
+            ]
+
+        lost, taken = self._run_then(body, then)
         self._changed()
-        return lost
+        return lost, taken
 
     def _commit_tx(
-        self, conn: Conn, owner: str, cps: list[Checkpoint], stamp: float
+        self,
+        conn: Conn,
+        owner: str,
+        cps: list[Checkpoint],
+        stamp: float,
+        take: int = 0,
+        lease_seconds: float = 0.0,
+        taking: list[Any] | None = None,
     ) -> tuple[list[str], bool]:
         hub = self.hub
         rows = []
@@ -838,6 +869,20 @@ class PostgresStore:
             (t.instance_id, t.execution_id, t.task_id, t.name, t.input)
             for cp in done for t in cp.tasks
         ]
+        if taking is not None and take > 0 and tasks:
+            # Leased to this worker in the same transaction: it runs them without a fetch.
+            # The rows come back after COMMIT, in the same round trip.
+            taking.append(
+                conn.execute(
+                    "INSERT INTO perdure.tasks (hub, instance_id, execution_id, task_id, name,"
+                    " input, created_at, lock_owner, lock_expires, dequeue_count)"
+                    f" SELECT %s, v.*, %s, %s, {_NOW} + %s, 1 FROM unnest(%b::text[],"
+                    " %b::text[], %b::int[], %b::text[], %b::text[]) AS v"
+                    " RETURNING id, instance_id, execution_id, task_id, name, input",
+                    [hub, stamp, owner, lease_seconds, *_columns(tasks[:take], 5)],
+                )
+            )
+            tasks = tasks[take:]
         if tasks:
             conn.execute(
                 "INSERT INTO perdure.tasks (hub, instance_id, execution_id, task_id, name, input,"

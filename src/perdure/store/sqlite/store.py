@@ -570,11 +570,24 @@ class SqliteStore:
     def commit_checkpoints(
         self, owner: str, checkpoints: list[Checkpoint], now: datetime
     ) -> list[str]:
+        return self.commit_and_take_tasks(owner, checkpoints, now, 0, 0.0)[0]
+
+    def commit_and_take_tasks(
+        self,
+        owner: str,
+        checkpoints: list[Checkpoint],
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[list[str], list[ActivityWorkItem]]:
         stamp = now.timestamp()
+        taken: list[ActivityWorkItem] = []
         with self._tx() as cur:
-            lost = self._commit_tx(cur, owner, checkpoints, stamp, time.time())
+            lost = self._commit_tx(
+                cur, owner, checkpoints, stamp, time.time(), limit, lease_seconds, taken
+            )
         self._changed()
-        return lost
+        return lost, taken
 
     def _commit_tx(
         self,
@@ -583,6 +596,9 @@ class SqliteStore:
         checkpoints: list[Checkpoint],
         stamp: float,
         wall: float,
+        take: int = 0,
+        lease_seconds: float = 0.0,
+        taken: list[ActivityWorkItem] | None = None,
     ) -> list[str]:
         hub = self.hub
         # The fence: a checkpoint is written only if its instance is still leased by this
@@ -701,6 +717,22 @@ class SqliteStore:
                     except InstanceAlreadyExistsError:
                         messages.append(sub.on_conflict)
         self._insert_messages_tx(cur, messages, stamp)
+        if taken is not None and take > 0:
+            # Leased to this worker in the same transaction: it runs them without a fetch.
+            for row in tasks[:take]:
+                cur.execute(
+                    "INSERT INTO tasks (hub, instance_id, execution_id, task_id, name, input,"
+                    " created_at, lock_owner, lock_expires, dequeue_count)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,1)",
+                    (*row, owner, wall + lease_seconds),
+                )
+                assert cur.lastrowid is not None
+                taken.append(
+                    ActivityWorkItem(
+                        row[1], row[2], row[3], row[4], row[5], id=cur.lastrowid, dequeue_count=1
+                    )
+                )
+            tasks = tasks[take:]
         if tasks:
             cur.executemany(
                 "INSERT INTO tasks"
