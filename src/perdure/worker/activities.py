@@ -218,16 +218,15 @@ class ActivityDispatcher:
         self.on_result()
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
-        with self._lock:
-            return self._ensure_loop_locked()
-
-    def _ensure_loop_locked(self) -> asyncio.AbstractEventLoop:
-        if self._loop is None:
-            loop = asyncio.new_event_loop()
-            thread = threading.Thread(target=loop.run_forever, name="perdure-async", daemon=True)
-            thread.start()
-            self._loop, self._loop_thread = loop, thread
-        return self._loop
+        with self._lock:  # tasks start from the orchestration thread too
+            if self._loop is None:
+                loop = asyncio.new_event_loop()
+                thread = threading.Thread(
+                    target=loop.run_forever, name="perdure-async", daemon=True
+                )
+                thread.start()
+                self._loop, self._loop_thread = loop, thread
+            return self._loop
 
     def shutdown(self, wait: bool) -> None:
         if self._pool is not None:
