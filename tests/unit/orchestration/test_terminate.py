@@ -78,4 +78,5 @@ def test_terminated_while_pending_records_its_start_and_runs_no_user_code() -> N
     assert result.started == start  # so the parent is told its child was terminated
     again = OrchestrationRuntime("inst-1", orch)
     again.replay(result.history)
-    assert again.run_episode([], T0).status in (None, S.Terminated)
+    later = again.run_episode([], T0)  # replayed: still terminated, nothing scheduled
+    assert later.status in (None, S.Terminated) and later.actions == []
