@@ -10,7 +10,7 @@ import asyncio
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -45,25 +45,35 @@ Status = OrchestrationRuntimeStatus
 _ANY_STATUS = frozenset(Status)
 
 
-class _Changes:
-    """Wakes waiters when this process commits something (the store's listener)."""
+class _Finishes:
+    """Wakes the waiters of an instance when a commit of this process finishes it (the
+    store's finish listener), so a wait does not re-read the status on every commit."""
 
     def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._version = 0
+        self._lock = threading.Lock()
+        self._waiters: dict[str, list[threading.Event]] = {}
 
-    def notify(self) -> None:
-        with self._cond:
-            self._version += 1
-            self._cond.notify_all()
+    def watch(self, instance_id: str) -> threading.Event:
+        event = threading.Event()
+        with self._lock:
+            self._waiters.setdefault(instance_id, []).append(event)
+        return event
 
-    def version(self) -> int:
-        return self._version
+    def unwatch(self, instance_id: str, event: threading.Event) -> None:
+        with self._lock:
+            waiters = self._waiters.get(instance_id, [])
+            if event in waiters:
+                waiters.remove(event)
+            if not waiters:
+                self._waiters.pop(instance_id, None)
 
-    def wait(self, seen: int, timeout: float) -> None:
-        with self._cond:
-            if self._version == seen:
-                self._cond.wait(timeout)
+    def notify(self, instance_ids: Sequence[str]) -> None:
+        with self._lock:
+            if not self._waiters:
+                return
+            events = [e for i in instance_ids for e in self._waiters.get(i, ())]
+        for event in events:
+            event.set()
 
 
 def _statuses(value: Any) -> frozenset[Status] | None:
@@ -94,8 +104,8 @@ class SyncClient:
         self._known = orchestrators
         self._known_entities = entities
         self.clock = clock or SystemClock()
-        self._changes = _Changes()
-        store.add_listener(self._changes.notify)
+        self._finishes = _Finishes()
+        store.add_finish_listener(self._finishes.notify)
 
     # starting ----------------------------------------------------------------
     def start_new(
@@ -345,21 +355,28 @@ class SyncClient:
         """
         deadline = time.monotonic() + timeout
         delay = 0.01
-        while True:
-            seen = self._changes.version()
-            status = self.get_status(instance_id)
-            if status is None:
-                raise InstanceNotFoundError(instance_id)
-            if status.runtime_status in TERMINAL_STATUSES:
-                return status
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(
-                    f"instance {instance_id!r} is still {status.runtime_status.value} "
-                    f"after {timeout:g}s"
-                )
-            self._changes.wait(seen, min(delay, left))
-            delay = min(delay * 2, poll_interval)
+        # Watching before the first look: a finish committed in between is not missed.
+        # A worker in this process wakes the wait at once; one elsewhere is seen by the
+        # poll, which backs off from 10 ms to ``poll_interval``.
+        finished = self._finishes.watch(instance_id)
+        try:
+            while True:
+                finished.clear()
+                status = self.get_status(instance_id)
+                if status is None:
+                    raise InstanceNotFoundError(instance_id)
+                if status.runtime_status in TERMINAL_STATUSES:
+                    return status
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(
+                        f"instance {instance_id!r} is still {status.runtime_status.value} "
+                        f"after {timeout:g}s"
+                    )
+                finished.wait(min(delay, left))
+                delay = min(delay * 2, poll_interval)
+        finally:
+            self._finishes.unwatch(instance_id, finished)
 
 
 @dataclass

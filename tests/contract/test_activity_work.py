@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 
 from perdure.model import events as ev
-from perdure.store.base import ActivityResult, ActivityTask, Store
+from perdure.model.status import OrchestrationRuntimeStatus as Status
+from perdure.store.base import ActivityResult, ActivityTask, Message, Store
 
-from .support import at, checkpoint, completed, create, lease
+from .support import at, checkpoint, completed, create, lease, raised
 
 
 def schedule(store: Store, instance_id: str, count: int) -> str:
@@ -122,3 +123,54 @@ def test_a_lost_checkpoint_leases_no_tasks(store: Store) -> None:
     )
     assert lost == ["a"] and taken == []
     assert store.fetch_activity_work("other", 10, 30) == []
+
+
+def test_results_ride_the_orchestration_fetch(store: Store) -> None:
+    """complete_and_fetch accepts results and leases the instances they wake, in one go."""
+    schedule(store, "a", 2)
+    schedule(store, "b", 1)
+    tasks = store.fetch_activity_work("W", 10, 30)
+    results = [ActivityResult(t, completed(t.task_id, f'"{t.instance_id}{t.task_id}"'))
+               for t in tasks if t.instance_id == "a"]
+    accepted, items = store.complete_and_fetch("W", results, at(), 10, 30)
+    assert accepted == 2
+    assert [i.instance.instance_id for i in items] == ["a"]
+    assert [getattr(m.event, "result", None) for m in items[0].messages] == ['"a0"', '"a1"']
+    # The tasks are gone and the instance is leased to W: nobody else gets either.
+    assert store.fetch_activity_work("X", 10, 30) == []
+    assert lease(store, "X") == {}
+    # Running it again (a retried commit) accepts nothing twice.
+    assert store.complete_and_fetch("W", results, at(), 10, 30)[0] == 0
+    assert lease(store, "X") == {}
+
+
+def test_complete_and_fetch_skips_results_it_no_longer_owns(store: Store) -> None:
+    schedule(store, "a", 1)
+    [stale] = store.fetch_activity_work("A", 10, 0.3)
+    time.sleep(0.5)
+    [fresh] = store.fetch_activity_work("B", 10, 30)
+    accepted, items = store.complete_and_fetch(
+        "A", [ActivityResult(stale, completed(0, '"A"'))], at(), 10, 30)
+    assert (accepted, items) == (0, [])
+    assert store.complete_activities("B", [ActivityResult(fresh, completed(0, '"B"'))], at()) == 1
+
+
+def test_complete_and_fetch_leaves_an_instance_leased_by_another_worker(store: Store) -> None:
+    schedule(store, "a", 1)
+    [task] = store.fetch_activity_work("W", 10, 30)
+    store.enqueue_if(Message("a", raised()), frozenset(Status))
+    assert set(lease(store, "other")) == {"a"}
+    accepted, items = store.complete_and_fetch(
+        "W", [ActivityResult(task, completed(0, '"r"'))], at(), 10, 30)
+    assert (accepted, items) == (1, [])  # the result waits in the inbox for the holder
+    store.release_instances("other", ["a"])
+    [item] = lease(store, "X").values()
+    assert [type(m.event) for m in item.messages] == [ev.EventRaised, ev.TaskCompleted]
+
+
+def test_complete_and_fetch_without_results_is_a_fetch(store: Store) -> None:
+    create(store, "a")
+    accepted, items = store.complete_and_fetch("W", [], at(), 10, 30)
+    assert accepted == 0
+    assert [(i.instance.instance_id, [type(m.event) for m in i.messages]) for i in items] == [
+        ("a", [ev.ExecutionStarted])]

@@ -16,6 +16,7 @@ from psycopg.conninfo import make_conninfo
 from perdure.model.status import ACTIVE_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.store.base import ActivityTask, InstanceQuery, Message, Store
+from perdure.store.migrate import load_migrations
 from perdure.store.postgres.store import PostgresStore
 from perdure.store.sqlite.store import SqliteStore
 
@@ -80,6 +81,25 @@ def test_listeners_hear_this_processs_commits(store: Store) -> None:
     store.add_listener(lambda: calls.append(1))
     create(store, "a")
     assert calls
+
+
+def test_finish_listeners_hear_which_instances_this_process_finished(store: Store) -> None:
+    heard: list[list[str]] = []
+    store.add_finish_listener(lambda ids: heard.append(list(ids)))
+    for iid in ("done", "failed", "running", "stolen"):
+        create(store, iid)
+    work = lease(store, "W")
+    store.commit_checkpoints("W", [checkpoint(work["running"])], at())
+    assert heard == []  # a checkpoint that leaves its instance running is not a finish
+    stolen = checkpoint(work["stolen"], status=Status.Completed)
+    stolen.history_length += 5  # not the length the store has: the fence refuses it
+    lost = store.commit_checkpoints("W", [
+        checkpoint(work["done"], status=Status.Completed),
+        checkpoint(work["failed"], status=Status.Failed),
+        stolen,
+    ], at())
+    assert lost == ["stolen"]
+    assert heard == [["done", "failed"]]
 
 
 def test_another_process_is_woken_by_new_work(make_store: MakeStore, store: Store) -> None:
@@ -159,12 +179,39 @@ def test_concurrent_first_starts_migrate_exactly_once(empty_database: str) -> No
         versions: list[tuple[int]]
         if "dbname=" in empty_database:
             with psycopg.connect(empty_database) as pg:
-                versions = pg.execute("SELECT version FROM perdure.schema_version").fetchall()
+                versions = pg.execute(
+                    "SELECT version FROM perdure.schema_version ORDER BY version"
+                ).fetchall()
+            shipped = load_migrations("perdure.store.postgres.migrations")
         else:
             lite = sqlite3.connect(empty_database)
-            versions = lite.execute("SELECT version FROM schema_version").fetchall()
+            versions = lite.execute(
+                "SELECT version FROM schema_version ORDER BY version"
+            ).fetchall()
             lite.close()
-        assert versions == [(1,)]
+            shipped = load_migrations("perdure.store.sqlite.migrations")
+        assert versions == [(v,) for v, _, _ in shipped]  # each applied once
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_sqlite_watcher_tells_its_own_commits_from_other_processes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import perdure.store.sqlite.store as sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "_UNSURE_WAKE", 1.0)
+    path = str(tmp_path / "watch.db")
+    mine, theirs = SqliteStore(path), SqliteStore(path)
+    assert mine.wait_for_change(0.01) is False  # opens the watcher
+    create(mine, "a")
+    assert mine.wait_for_change(2) is True  # maybe not only ours: reported, once a second
+    create(mine, "b")
+    assert mine.wait_for_change(0.2) is False  # ours alone, reported again a second later
+    create(theirs, "c")
+    started = time.monotonic()
+    assert mine.wait_for_change(2) is True  # none of ours since the last look: at once
+    assert time.monotonic() - started < 0.5
+    mine.close()
+    theirs.close()

@@ -104,3 +104,21 @@ def test_history_reads_the_current_execution_in_order(store: Store) -> None:
     assert store.load_history("a", item.instance.execution_id) == history
     record = store.get_instance("a")
     assert record is not None and record.history_length == 3
+
+
+def test_several_histories_are_read_at_once(store: Store) -> None:
+    for iid in ("a", "b", "c"):
+        create(store, iid)
+    work = lease(store, "w1")
+    store.commit_checkpoints("w1", [checkpoint(work[i]) for i in ("a", "b", "c")], at())
+    store.enqueue_if(Message("b", raised("x")), ACTIVE_STATUSES)
+    store.commit_checkpoints("w1", [checkpoint(lease(store, "w1")["b"])], at())
+    ea, eb = work["a"].instance.execution_id, work["b"].instance.execution_id
+    got = store.load_histories([("b", eb), ("a", ea), ("c", "another-execution"), ("nope", "x")])
+    assert got == {
+        "a": store.load_history("a", ea),
+        "b": store.load_history("b", eb),
+        "c": [],
+        "nope": [],
+    }
+    assert [type(e) for e in got["b"]] == [ev.ExecutionStarted, ev.EventRaised]

@@ -156,6 +156,37 @@ def test_timer_messages_become_visible_at_their_time(store: Store) -> None:
     assert [type(m.event) for m in later.messages] == [ev.TimerFired]
 
 
+def test_a_batch_messages_its_own_instances_and_others_in_order(store: Store) -> None:
+    """Timers to self, events between instances of one batch and to one outside it, and
+    tasks leased and queued: all land, in order, by one commit."""
+    for iid in ("a", "b", "outside"):
+        create(store, iid)
+    work = lease(store, "W", limit=2)
+    assert sorted(work) == ["a", "b"]
+    ea = work["a"].instance.execution_id
+    fire_at = at(0.5)
+    timer = ev.TimerFired(timestamp=fire_at, timer_id=0, fire_at=fire_at)
+    cps = [
+        checkpoint(work["a"], messages=[
+            Message("a", timer, ea, fire_at),
+            Message("b", raised("one")), Message("b", raised("two")),
+            Message("outside", raised("three")),
+        ], tasks=[ActivityTask("a", ea, 1, "act", None), ActivityTask("a", ea, 2, "act", None)]),
+        checkpoint(work["b"], messages=[Message("a", raised("back"))]),
+    ]
+    lost, taken = store.commit_and_take_tasks("W", cps, at(), 1, 30)
+    assert lost == [] and [t.task_id for t in taken] == [1]
+    assert [t.task_id for t in store.fetch_activity_work("X", 10, 30)] == [2]
+    now = lease(store, "W")
+    names = {i: [getattr(m.event, "name", None) for m in item.messages] for i, item in now.items()}
+    assert names == {"a": ["back"], "b": ["one", "two"], "outside": ["orch", "three"]}
+    assert store.get_instance("a").history_length == 1  # type: ignore[union-attr]
+    store.release_instances("W", list(now))
+    time.sleep(0.6)
+    later = lease(store, "W", now=at())
+    assert [type(m.event) for m in later["a"].messages] == [ev.TimerFired, ev.EventRaised]
+
+
 def test_finishing_drops_pending_timers_and_results_but_keeps_events(store: Store) -> None:
     create(store, "a")
     item = lease(store, "A")["a"]

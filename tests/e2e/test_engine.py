@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -175,6 +176,116 @@ def test_hello_cities_runs_on_a_real_worker_thread(tmp_path: Path) -> None:
     assert status.runtime_status is S.Completed
     assert status.output == ["Hello Tokyo!", "Hello Seattle!", "Hello London!"]
     assert len(instance_id) == 32 and int(instance_id, 16) >= 0
+
+
+def test_a_wait_wakes_when_a_worker_in_this_process_finishes_the_instance(
+    tmp_path: Path,
+) -> None:
+    app = make_app()
+    app._store_spec = f"sqlite:///{tmp_path}/wait.db"
+
+    @app.activity
+    def nap(seconds: float) -> float:
+        time.sleep(seconds)
+        return seconds
+
+    @app.orchestrator
+    def napper(context):
+        for i in range(30):
+            yield context.call_activity("double", i)
+        yield context.call_activity("nap", 1.5)
+        return "rested"
+
+    client = app.sync_client()
+    reads: list[str] = []
+    get_status = client.get_status
+
+    def counted(instance_id: str) -> object:
+        reads.append(instance_id)
+        return get_status(instance_id)
+
+    client.get_status = counted  # type: ignore[assignment,method-assign]
+    with app.running():
+        instance_id = client.start_new("napper")
+        started = time.monotonic()
+        status = client.wait_for_completion(instance_id, timeout=30, poll_interval=10)
+        waited = time.monotonic() - started
+    assert status.output == "rested"
+    # The backed-off poll alone (10, 20, 40 ... ms) looks at ~1.27 s, then not before
+    # ~2.55 s; the finish wakes the wait at ~1.5 s.
+    assert 1.5 <= waited < 2.2, waited
+    # The 60-odd commits of the 30 steps before it did not each make the wait look again.
+    assert len(reads) <= 12, len(reads)
+
+
+def test_short_timers_fire_on_time_on_a_real_worker() -> None:
+    """The worker sleeps until its next timer, not until its next idle poll (1 s), also
+    when it set that timer itself in a round that no client or other process caused."""
+    app = make_app()
+    app._store_spec = "sqlite:///:memory:"  # no watcher: only the worker itself wakes it
+
+    @app.orchestrator
+    def ticker(context):
+        for i in range(5):
+            # An activity first, so the timer is set in a round woken by its result,
+            # while the worker knows only of a later timer.
+            yield context.call_activity("double", i)
+            yield context.create_timer(context.current_utc_datetime + timedelta(seconds=0.2))
+        return "ticked"
+
+    @app.orchestrator
+    def sleeper(context):
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=60))
+
+    client = app.sync_client()
+    with app.running():
+        client.start_new("sleeper")
+        time.sleep(0.2)
+        started = time.monotonic()
+        instance_id = client.start_new("ticker")
+        status = client.wait_for_completion(instance_id, timeout=30, poll_interval=0.05)
+        took = time.monotonic() - started
+    assert status.output == "ticked"
+    assert 1.0 <= took < 2.5, took
+
+
+def test_a_round_reads_the_histories_it_must_replay_together(tmp_path: Path) -> None:
+    """With nothing cached (a restart, or more live instances than the cache holds), a
+    round that wakes many instances reads their histories in one query, not one each."""
+    app = perdure.App(store=f"sqlite:///{tmp_path}/replay.db", cache_size=0)
+
+    @app.orchestrator
+    def waiter(context):
+        value = yield context.wait_for_external_event("go")
+        return value * 2
+
+    client = app.sync_client()
+    store = app.store
+    reads = {"one": 0, "many": 0}
+    load_history, load_histories = store.load_history, store.load_histories
+
+    def one(*args):  # type: ignore[no-untyped-def]
+        reads["one"] += 1
+        return load_history(*args)
+
+    def many(*args):  # type: ignore[no-untyped-def]
+        reads["many"] += 1
+        return load_histories(*args)
+
+    store.load_history = one  # type: ignore[method-assign]
+    store.load_histories = many  # type: ignore[method-assign]
+    ids = [client.start_new("waiter") for _ in range(40)]
+    with app.running():
+        deadline = time.monotonic() + 30
+        while client.get_status(ids[-1]).runtime_status is not S.Running:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    for n, instance_id in enumerate(ids):  # all queued before the worker runs again
+        client.raise_event(instance_id, "go", n)
+    with app.running():
+        outputs = [client.wait_for_completion(i, timeout=30).output for i in ids]
+    assert outputs == [2 * n for n in range(40)]
+    assert reads["one"] <= 1 and 1 <= reads["many"] <= 2, reads
 
 
 def test_async_client_and_async_activity(tmp_path: Path) -> None:

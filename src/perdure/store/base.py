@@ -6,12 +6,13 @@ a commit by a worker whose lease expired changes nothing.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
 from perdure.model.events import ExecutionStarted, FailureDetails, HistoryEvent
+from perdure.model.status import TERMINAL_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
 
 
@@ -162,6 +163,10 @@ class Store(Protocol):
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after this process commits new work (in-process wake-up)."""
 
+    def add_finish_listener(self, callback: Callable[[Sequence[str]], None]) -> None:
+        """Call ``callback`` with the IDs of instances that a checkpoint commit of this
+        process brought to a terminal status (waiters on those instances look again)."""
+
     def wait_for_change(self, timeout: float) -> bool:
         """Block up to ``timeout`` s until another process may have added work; True if so."""
 
@@ -212,8 +217,26 @@ class Store(Protocol):
     ) -> list[OrchestrationWorkItem]:
         """Lease up to ``limit`` instances that have visible messages, with those messages."""
 
+    def complete_and_fetch(
+        self,
+        owner: str,
+        results: list[ActivityResult],
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[int, list[OrchestrationWorkItem]]:
+        """``complete_activities`` then ``fetch_orchestration_work``, in one transaction: a
+        finished activity's result reaches its orchestration without a commit of its own.
+        Returns how many results were accepted and the leased work items."""
+
     def load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
         """The history of one execution, in order (for a replay)."""
+
+    def load_histories(
+        self, executions: list[tuple[str, str]]
+    ) -> dict[str, list[HistoryEvent]]:
+        """The histories of several ``(instance_id, execution_id)`` executions, each in
+        order, keyed by instance ID, in one read: a round's replays cost one query."""
 
     def commit_checkpoints(
         self, owner: str, checkpoints: list[Checkpoint], now: datetime
@@ -262,3 +285,14 @@ class Store(Protocol):
 
     def set_setting_if_absent(self, key: str, value: str) -> str:
         """Store ``value`` unless the key exists; return the stored value."""
+
+
+def finished_ids(checkpoints: list[Checkpoint], lost: list[str]) -> list[str]:
+    """IDs of the committed checkpoints that leave their instance terminal."""
+    gone = set(lost)
+    return [
+        cp.instance_id
+        for cp in checkpoints
+        if cp.status in TERMINAL_STATUSES and cp.new_execution is None
+        and cp.instance_id not in gone
+    ]

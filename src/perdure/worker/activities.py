@@ -94,9 +94,10 @@ class ActivityDispatcher:
         self._began: dict[int, float] = {}  # work item ID -> perf_counter at start
 
     # one round -------------------------------------------------------------
-    def tick(self, fetch: bool = True) -> int:
-        """Report finished results, renew leases, start new tasks; return work done."""
-        done = self.flush()
+    def tick(self, fetch: bool = True, flush: bool = True) -> int:
+        """Report finished results (unless another loop takes them: ``flush=False``), renew
+        leases, start new tasks; return work done."""
+        done = self.flush() if flush else 0
         now = time.monotonic()
         if self.in_flight and now - self._last_renew > self.lease_seconds / 3:
             self._last_renew = now
@@ -130,25 +131,39 @@ class ActivityDispatcher:
             self._start(item)
 
     def flush(self) -> int:
-        batch: list[ActivityResult] = []
-        while True:
-            try:
-                batch.append(self.results.get_nowait())
-            except queue.Empty:
-                break
+        """Report every finished result in one commit of its own."""
+        batch = self.take_results()
         if not batch:
             return 0
         try:
             self.store.complete_activities(self.owner, batch, self.clock.now())
         except Exception:
-            for res in batch:  # keep them for the next attempt; nothing acknowledged is lost
-                self.results.put(res)
+            self.restore(batch)
             raise
+        self.reported(batch)
+        self.on_completed()
+        return len(batch)
+
+    def take_results(self) -> list[ActivityResult]:
+        """Every finished result not yet reported. The taker commits them, then calls
+        :meth:`reported`, or :meth:`restore` if the commit failed."""
+        batch: list[ActivityResult] = []
+        while True:
+            try:
+                batch.append(self.results.get_nowait())
+            except queue.Empty:
+                return batch
+
+    def restore(self, batch: list[ActivityResult]) -> None:
+        """Keep results whose commit failed for the next attempt: nothing is lost."""
+        for res in batch:
+            self.results.put(res)
+
+    def reported(self, batch: list[ActivityResult]) -> None:
+        """Results committed: their slots are free."""
         with self._lock:
             for res in batch:
                 self.in_flight.pop(res.item.id, None)
-        self.on_completed()
-        return len(batch)
 
     # running ---------------------------------------------------------------
     def _start(self, item: ActivityWorkItem) -> None:

@@ -13,7 +13,7 @@ from perdure.orchestration.executor import OrchestrationRuntime
 
 
 class RuntimeCache:
-    def __init__(self, capacity: int = 2000) -> None:
+    def __init__(self, capacity: int = 10_000) -> None:
         self.capacity = capacity
         self._items: OrderedDict[str, tuple[str, OrchestrationRuntime]] = OrderedDict()
         self.hits = 0
@@ -32,6 +32,15 @@ class RuntimeCache:
             return entry[1]
         self.misses += 1
         return None
+
+    def holds(self, instance_id: str, execution_id: str, history_length: int) -> bool:
+        """Whether :meth:`get` would hit (without counting or reordering anything)."""
+        entry = self._items.get(instance_id)
+        return (
+            entry is not None
+            and entry[0] == execution_id
+            and entry[1].history_length == history_length
+        )
 
     def put(self, instance_id: str, execution_id: str, runtime: OrchestrationRuntime) -> None:
         if self.capacity <= 0 or runtime.is_finished:

@@ -29,6 +29,7 @@ from perdure.observability import steps, tracing
 from perdure.orchestration.executor import EpisodeResult, OrchestrationRuntime
 from perdure.orchestration.rewind import rewind_history
 from perdure.store.base import (
+    ActivityResult,
     ActivityTask,
     ActivityWorkItem,
     Checkpoint,
@@ -75,28 +76,46 @@ class OrchestrationDispatcher:
         self.lease_seconds = lease_seconds
         self.cache = cache if cache is not None else RuntimeCache()
         self.episodes = 0
+        self.fetched_full = False  # the last round leased a full batch: more may wait
         # Called after a commit that added activity tasks / messages visible now.
         self.on_new_tasks: Callable[[], None] = lambda: None
         self.on_new_messages: Callable[[], None] = lambda: None
+        self.on_new_timers: Callable[[], None] = lambda: None  # messages visible later
         # How many new activity tasks this process can start right now; that many are
         # leased to it in the checkpoint commit and handed to ``on_tasks_taken``.
         self.task_slots: Callable[[], int] = lambda: 0
         self.on_tasks_taken: Callable[[list[ActivityWorkItem]], None] = lambda items: None
+        # Finished activities of this process: the round commits their results in its
+        # fetch transaction, so a result costs no commit of its own and reaches its
+        # orchestration in the same round. ``on_results_committed`` or, if that
+        # transaction failed, ``on_results_failed`` gets them back.
+        self.take_results: Callable[[], list[ActivityResult]] = lambda: []
+        self.on_results_committed: Callable[[list[ActivityResult]], None] = lambda r: None
+        self.on_results_failed: Callable[[list[ActivityResult]], None] = lambda r: None
 
     def tick(self) -> int:
-        """Process one batch; return how many instances it handled."""
+        """Process one batch; return how many instances (and activity results) it handled."""
         now = self.clock.now()
-        items = self.store.fetch_orchestration_work(
-            self.owner, now, self.batch_size, self.lease_seconds
-        )
+        results = self.take_results()
+        try:
+            _, items = self.store.complete_and_fetch(
+                self.owner, results, now, self.batch_size, self.lease_seconds
+            )
+        except Exception:
+            self.on_results_failed(results)
+            raise
+        if results:
+            self.on_results_committed(results)
+        self.fetched_full = len(items) >= self.batch_size
         if not items:
-            return 0
+            return len(results)
         checkpoints: list[Checkpoint] = []
         runtimes: dict[str, tuple[str, OrchestrationRuntime]] = {}
+        histories = self._load_replays(items)
         for item in items:
             started = time.perf_counter()
             try:
-                cp, runtime = self._process(item, now)
+                cp, runtime = self._process(item, now, histories)
             except Exception:  # an engine bug must not stop the loop; lease expiry retries it
                 log.exception("episode of %s failed", item.instance.instance_id)
                 self.cache.discard(item.instance.instance_id)
@@ -141,11 +160,39 @@ class OrchestrationDispatcher:
             for cp in committed
         ):
             self.on_new_messages()
+        if any(m.visible_at is not None and m.visible_at > now for cp in committed
+               for m in cp.messages):
+            self.on_new_timers()
         self.episodes += len(checkpoints)
-        return len(items)
+        return len(items) + len(results)
+
+    def _load_replays(
+        self, items: list[OrchestrationWorkItem]
+    ) -> dict[str, list[ev.HistoryEvent]]:
+        """Histories of the instances this round must replay (not live in the cache), read
+        together: after a restart or a cache overflow (a timer storm on more instances
+        than the cache holds, say) one query serves the whole round."""
+        wanted = [
+            (inst.instance_id, inst.execution_id)
+            for inst in (item.instance for item in items)
+            if inst.history_length
+            and inst.status not in TERMINAL_STATUSES
+            and not is_entity_instance(inst.instance_id)
+            and not self.cache.holds(inst.instance_id, inst.execution_id, inst.history_length)
+        ]
+        if len(wanted) < 2:
+            return {}  # a lone replay reads its history in _process
+        try:
+            return self.store.load_histories(wanted)
+        except Exception:  # each replay then reads its own
+            log.warning("could not read %d histories at once", len(wanted), exc_info=True)
+            return {}
 
     def _process(
-        self, item: OrchestrationWorkItem, now: Any
+        self,
+        item: OrchestrationWorkItem,
+        now: Any,
+        histories: dict[str, list[ev.HistoryEvent]] | None = None,
     ) -> tuple[Checkpoint, OrchestrationRuntime | None]:
         inst = item.instance
         consumed = [m.id for m in item.messages]
@@ -177,7 +224,10 @@ class OrchestrationDispatcher:
         if runtime is None:
             runtime = OrchestrationRuntime(inst.instance_id, fn)
             if inst.history_length:
-                runtime.replay(self.store.load_history(inst.instance_id, inst.execution_id))
+                history = (histories or {}).get(inst.instance_id)
+                if history is None:
+                    history = self.store.load_history(inst.instance_id, inst.execution_id)
+                runtime.replay(history)
         result = runtime.run_episode(events, now)
         return self._checkpoint(
             inst.instance_id, inst.execution_id, inst.history_length, consumed, result, inst.status

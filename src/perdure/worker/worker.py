@@ -11,9 +11,10 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
-from perdure.store.base import Store
+from perdure.store.base import ActivityResult, Store
 from perdure.worker.activities import ActivityDispatcher
 from perdure.worker.cache import RuntimeCache
 from perdure.worker.clock import Clock, SystemClock
@@ -26,7 +27,7 @@ _IDLE_POLL = 1.0  # safety-net poll while idle, seconds
 # round), wait this long before fetching so one round takes many of them: a round costs
 # far more than a message, and the pause hands the GIL to the clients. A lone client
 # commit (a start on an idle worker) is fetched at once.
-_LINGER = 0.001
+_LINGER = 0.002
 
 
 def new_owner_id() -> str:
@@ -74,7 +75,7 @@ class Worker:
         max_concurrent_activities: int = 32,
         orchestration_batch_size: int = 100,
         lease_seconds: float = 30.0,
-        cache_size: int = 2000,
+        cache_size: int = 10_000,
         drain_seconds: float = 30.0,
     ) -> None:
         self.store = store
@@ -88,6 +89,8 @@ class Worker:
             self.owner,
             batch_size=orchestration_batch_size,
             lease_seconds=lease_seconds,
+            # ~3 KB per live instance: 10,000 cost ~30 MB and spare a timer storm or an
+            # event wave on that many instances their replays.
             cache=RuntimeCache(cache_size),
             entities=entities,
         )
@@ -108,12 +111,22 @@ class Worker:
         self._orch_hint = True
         self._act_hint = True
         self._client_commits = 0
-        self.activities.on_result = self._act_wake.set
+        self._orch_busy = False  # the orchestration loop is in a round
+        # The earliest future message (next timer) as last read, until something may have
+        # added an earlier one: this process's timers, a client, another process, or the
+        # idle poll (which bounds what any missed change can cost).
+        self._next_due: datetime | None = None
+        self._next_due_known = False
+        self.activities.on_result = self._on_activity_result
         self.activities.on_completed = self._wake_orchestrations
+        self.orchestrations.take_results = self.activities.take_results
+        self.orchestrations.on_results_committed = self._on_results_committed
+        self.orchestrations.on_results_failed = self.activities.restore
         self.orchestrations.on_new_tasks = self._wake_activities
         self.orchestrations.task_slots = self._task_slots
         self.orchestrations.on_tasks_taken = self.activities.accept
         self.orchestrations.on_new_messages = self._wake_orchestrations
+        self.orchestrations.on_new_timers = self._forget_next_due
         store.add_listener(self._on_store_commit)
         on_change = getattr(self.clock, "on_change", None)
         if on_change is not None:
@@ -121,6 +134,7 @@ class Worker:
 
     def wake(self) -> None:
         """Something outside the dispatchers may have added work: look for it now."""
+        self._forget_next_due()
         self._wake_orchestrations()
         self._wake_activities()
 
@@ -138,15 +152,33 @@ class Worker:
         self._act_hint = True
         self._act_wake.set()
 
+    def _on_activity_result(self) -> None:
+        # An idle orchestration loop commits results with its next fetch: one transaction
+        # instead of two, and the orchestration sees its result in the same round. While
+        # it is busy with a round (or has stopped), the activity loop reports them itself,
+        # in parallel, so a stream of results does not wait for rounds.
+        self._wake_orchestrations()
+        if self._orch_busy or self._stopping.is_set():
+            self._act_wake.set()
+
+    def _activities_report(self) -> bool:
+        return self._orch_busy or self._stopping.is_set()
+
+    def _on_results_committed(self, results: list[ActivityResult]) -> None:
+        self.activities.reported(results)
+        self._act_wake.set()  # slots are free: a hinted activity loop may fetch now
+
     def _on_store_commit(self) -> None:
-        # Commits by the dispatch loops signal exactly what they added. Anything else is
-        # mostly a client in this process starting, raising or signalling: orchestration
-        # work. The activity loop only notes it (a released task lease, say) for its next
-        # round instead of querying for tasks on every client call.
+        # Commits by the dispatch loops signal exactly what they added. Anything else is a
+        # client in this process starting, raising, signalling, terminating: orchestration
+        # work only (a client never adds activity tasks), so the activity loop is left be.
         if threading.current_thread() not in self._threads:
             self._client_commits += 1
-            self._act_hint = True
+            self._forget_next_due()
             self._wake_orchestrations()
+
+    def _forget_next_due(self) -> None:
+        self._next_due_known = False
 
     # lifecycle -------------------------------------------------------------
     def start(self) -> None:
@@ -195,27 +227,35 @@ class Worker:
                 streaming, self._client_commits = self._client_commits >= 2, 0
                 if streaming:
                     self._stopping.wait(_LINGER)
+                self._orch_busy = True
                 try:
-                    handled = self.orchestrations.tick()
+                    self.orchestrations.tick()
                 except Exception:
                     log.exception("orchestration dispatch failed; retrying in %.2fs", backoff)
                     self._orch_hint = True
                     self._stopping.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
                     continue
+                finally:
+                    self._orch_busy = False
                 backoff = 0.05
-                if handled >= self.orchestrations.batch_size:
+                if self.orchestrations.fetched_full:
                     self._orch_hint = True  # a full batch: more may be waiting
                     continue
             if not self._orch_wake.wait(self._idle_wait()):
                 self._orch_hint = True  # timer due, or the safety-net poll
+                self._forget_next_due()
 
     def _idle_wait(self) -> float:
         now = self.clock.now()
-        try:
-            due = self.store.next_visible_at(now)
-        except Exception:
-            return _IDLE_POLL
+        due = self._next_due
+        if not self._next_due_known or (due is not None and due <= now):
+            self._next_due_known = True  # before the read: a change during it forgets
+            try:
+                due = self._next_due = self.store.next_visible_at(now)
+            except Exception:
+                self._next_due_known = False
+                return _IDLE_POLL
         if due is None:
             return _IDLE_POLL
         if isinstance(self.clock, SystemClock):
@@ -233,8 +273,9 @@ class Worker:
                 return
             self._act_wake.clear()
             hinted, self._act_hint = self._act_hint, False
+            report = self._activities_report()
             try:
-                self.activities.tick(fetch=hinted and not stopping)
+                self.activities.tick(fetch=hinted and not stopping, flush=report)
             except Exception:
                 log.exception("activity dispatch failed; retrying in %.2fs", backoff)
                 self._act_hint = True
@@ -245,7 +286,7 @@ class Worker:
             if hinted and self.activities.fetched_full and not stopping:
                 # Every free slot was filled: more tasks may wait once slots free up.
                 self._act_hint = True
-            if not self.activities.results.empty():
+            if report and not self.activities.results.empty():
                 continue
             wait = self.activities.lease_seconds / 3 if self.activities.in_flight else _IDLE_POLL
             if not self._act_wake.wait(min(wait, 0.2) if stopping else wait):

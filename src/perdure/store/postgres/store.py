@@ -14,7 +14,7 @@ import logging
 import select
 import time
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -36,8 +36,14 @@ from perdure.store.base import (
     NewInstance,
     OrchestrationWorkItem,
     SubOrchestrationStart,
+    finished_ids,
 )
+from perdure.store.listeners import Listeners
 from perdure.store.migrate import load_migrations
+from perdure.store.postgres.batch import FINISHED_DROPS, fence_update, is_plain, one_statement
+from perdure.store.postgres.batch import NOW as _NOW
+from perdure.store.postgres.batch import OPTIMISM_FAILED as _OPTIMISM_FAILED
+from perdure.store.postgres.batch import columns as _columns
 from perdure.store.postgres.notify import ChangeListener, channel_name
 from perdure.store.sqlite.store import decode_token, dt, encode_token, ts
 
@@ -46,13 +52,13 @@ log = logging.getLogger("perdure.store.postgres")
 T = TypeVar("T")
 U = TypeVar("U")
 Conn = psycopg.Connection[tuple[Any, ...]]
+Cursor = psycopg.Cursor[tuple[Any, ...]]
 
 _INSTANCE_COLUMNS = (
     "instance_id, name, execution_id, status, input, output, failure, custom_status, "
     "created_at, updated_at, completed_at, parent_instance_id, history_length"
 )
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
-_NOW = "extract(epoch from now())"  # the database clock: one time source for every host
 # Any 64-bit constant works; it only has to be the same in every perdure process.
 _MIGRATION_LOCK = 0x70657264757265  # "perdure"
 _RETRIES = 3  # extra attempts after a connection error that provably committed nothing
@@ -104,10 +110,6 @@ _CREATE_NEW = (
 )
 
 
-def _failure_to_text(f: FailureDetails | None) -> str | None:
-    return None if f is None else json.dumps([f.error_type, f.message, f.stack_trace])
-
-
 def _failure_from_text(text: str | None) -> FailureDetails | None:
     return None if text is None else FailureDetails(*json.loads(text))
 
@@ -138,6 +140,26 @@ def _rows(cursor: psycopg.Cursor[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
     return cursor.fetchall()
 
 
+def _accepted(cursor: Cursor) -> int:
+    row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def _work_items(cursor: Cursor) -> list[OrchestrationWorkItem]:
+    """Rows of the fetch's SELECT (instance columns, then one message) as work items, in
+    order of each instance's oldest message."""
+    items: dict[str, OrchestrationWorkItem] = {}
+    for row in cursor.fetchall():
+        iid = row[0]
+        item = items.get(iid)
+        if item is None:
+            item = items[iid] = OrchestrationWorkItem(_record(row[:13]), [])
+        if row[13] is not None:
+            event = event_from_json(row[15], row[16])
+            item.messages.append(Message(iid, event, row[14], None, row[13]))
+    return list(items.values())
+
+
 def _readable(fd: int) -> bool:
     if hasattr(select, "poll"):
         poller = select.poll()
@@ -161,16 +183,7 @@ def _closed_by_server(conn: Conn) -> bool:
     return pgconn.status != psycopg.pq.ConnStatus.OK
 
 
-def _columns(rows: Iterable[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Transpose rows into one list per column: the arrays that ``unnest`` turns back."""
-    cols: list[list[Any]] = [[] for _ in range(width)]
-    for row in rows:
-        for col, value in zip(cols, row, strict=True):
-            col.append(value)
-    return cols
-
-
-class PostgresStore:
+class PostgresStore(Listeners):
     """The scale-out store.
 
     Args:
@@ -193,7 +206,7 @@ class PostgresStore:
     ) -> None:
         self.url = url
         self.hub = hub
-        self._listeners: list[Callable[[], None]] = []
+        Listeners.__init__(self)
         self._token = uuid.uuid4().hex  # tells our own notifications apart from others'
         self._channel = channel_name(hub)
         # A direct first connection gives a clear error for a bad URL or password;
@@ -317,13 +330,6 @@ class PostgresStore:
     def _notify_tx(self, conn: Conn) -> None:
         """Wake other processes when this transaction commits (identical ones coalesce)."""
         conn.execute("SELECT pg_notify(%s, %s)", (self._channel, self._token))
-
-    def add_listener(self, callback: Callable[[], None]) -> None:
-        self._listeners.append(callback)
-
-    def _changed(self) -> None:
-        for callback in self._listeners:
-            callback()
 
     def wait_for_change(self, timeout: float) -> bool:
         """Block on LISTEN until another process commits work, or ``timeout`` s pass."""
@@ -684,50 +690,67 @@ class PostgresStore:
         self, owner: str, now: datetime, limit: int, lease_seconds: float
     ) -> list[OrchestrationWorkItem]:
         visible = now.timestamp()
+        return self._run_then(
+            lambda conn: self._fetch_tx(conn, owner, visible, limit, lease_seconds),
+            _work_items,
+            durable=False,
+        )
+
+    def complete_and_fetch(
+        self,
+        owner: str,
+        results: list[ActivityResult],
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[int, list[OrchestrationWorkItem]]:
+        if not results:
+            return 0, self.fetch_orchestration_work(owner, now, limit, lease_seconds)
+        visible = now.timestamp()
+
+        def body(conn: Conn) -> tuple[Cursor, Cursor]:
+            done = self._complete_tx(conn, owner, results, visible)
+            return done, self._fetch_tx(conn, owner, visible, limit, lease_seconds)
+
+        def then(cursors: tuple[Cursor, Cursor]) -> tuple[int, list[OrchestrationWorkItem]]:
+            return _accepted(cursors[0]), _work_items(cursors[1])
+
+        accepted, items = self._run_then(body, then)  # durable: it acknowledges results
+        if accepted:
+            self._changed()
+        return accepted, items
+
+    def _fetch_tx(
+        self, conn: Conn, owner: str, visible: float, limit: int, lease_seconds: float
+    ) -> Cursor:
         hub = self.hub
-
-        def body(conn: Conn) -> psycopg.Cursor[tuple[Any, ...]]:
-            # Oldest waiting message first; rows another worker is leasing right now are
-            # skipped, not waited for. The lease re-check on the locked row version keeps
-            # a just-leased instance out.
-            conn.execute(
-                "WITH cand AS (SELECT i.instance_id FROM perdure.instances i"
-                " JOIN (SELECT instance_id, min(id) AS first_id FROM perdure.inbox"
-                " WHERE hub = %s AND visible_at <= %s GROUP BY instance_id) m"
-                " ON m.instance_id = i.instance_id"
-                f" WHERE i.hub = %s AND i.lock_expires < {_NOW}"
-                " ORDER BY m.first_id LIMIT %s FOR UPDATE OF i SKIP LOCKED)"
-                f" UPDATE perdure.instances i SET lock_owner = %s, lock_expires = {_NOW} + %s"
-                " FROM cand WHERE i.hub = %s AND i.instance_id = cand.instance_id",
-                (hub, visible, hub, limit, owner, lease_seconds, hub),
-            )
-            # A second statement on purpose: it takes a fresh snapshot, so it cannot see
-            # messages that the previous lease holder consumed and committed while the
-            # statement above ran. now() is fixed for the transaction, so the expiry
-            # just written picks out exactly the rows this transaction leased.
-            return conn.execute(
-                f"SELECT {', '.join('i.' + c for c in _INSTANCE_COLUMNS.split(', '))},"
-                " m.id, m.execution_id, m.event_type, m.data FROM perdure.instances i"
-                " LEFT JOIN perdure.inbox m ON m.hub = i.hub AND m.instance_id = i.instance_id"
-                " AND m.visible_at <= %s"
-                f" WHERE i.hub = %s AND i.lock_owner = %s AND i.lock_expires = {_NOW} + %s"
-                " ORDER BY m.id",
-                (visible, hub, owner, lease_seconds),
-            )
-
-        def collect(cursor: psycopg.Cursor[tuple[Any, ...]]) -> list[OrchestrationWorkItem]:
-            items: dict[str, OrchestrationWorkItem] = {}
-            for row in cursor.fetchall():
-                iid = row[0]
-                item = items.get(iid)
-                if item is None:
-                    item = items[iid] = OrchestrationWorkItem(_record(row[:13]), [])
-                if row[13] is not None:
-                    event = event_from_json(row[15], row[16])
-                    item.messages.append(Message(iid, event, row[14], None, row[13]))
-            return list(items.values())  # in order of each instance's oldest message
-
-        return self._run_then(body, collect, durable=False)
+        # Oldest waiting message first; rows another worker is leasing right now are
+        # skipped, not waited for. The lease re-check on the locked row version keeps
+        # a just-leased instance out.
+        conn.execute(
+            "WITH cand AS (SELECT i.instance_id FROM perdure.instances i"
+            " JOIN (SELECT instance_id, min(id) AS first_id FROM perdure.inbox"
+            " WHERE hub = %s AND visible_at <= %s GROUP BY instance_id) m"
+            " ON m.instance_id = i.instance_id"
+            f" WHERE i.hub = %s AND i.lock_expires < {_NOW}"
+            " ORDER BY m.first_id LIMIT %s FOR UPDATE OF i SKIP LOCKED)"
+            f" UPDATE perdure.instances i SET lock_owner = %s, lock_expires = {_NOW} + %s"
+            " FROM cand WHERE i.hub = %s AND i.instance_id = cand.instance_id",
+            (hub, visible, hub, limit, owner, lease_seconds, hub),
+        )
+        # A second statement on purpose: it takes a fresh snapshot, so it cannot see
+        # messages that the previous lease holder consumed and committed while the
+        # statement above ran. now() is fixed for the transaction, so the expiry
+        # just written picks out exactly the rows this transaction leased.
+        return conn.execute(
+            f"SELECT {', '.join('i.' + c for c in _INSTANCE_COLUMNS.split(', '))},"
+            " m.id, m.execution_id, m.event_type, m.data FROM perdure.instances i"
+            " LEFT JOIN perdure.inbox m ON m.hub = i.hub AND m.instance_id = i.instance_id"
+            " AND m.visible_at <= %s"
+            f" WHERE i.hub = %s AND i.lock_owner = %s AND i.lock_expires = {_NOW} + %s"
+            " ORDER BY m.id",
+            (visible, hub, owner, lease_seconds),
+        )
 
     def load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
         rows = self._statement(
@@ -736,6 +759,21 @@ class PostgresStore:
             (self.hub, instance_id, execution_id),
         )
         return [event_from_json(t, d) for t, d in rows]
+
+    def load_histories(
+        self, executions: list[tuple[str, str]]
+    ) -> dict[str, list[HistoryEvent]]:
+        out: dict[str, list[HistoryEvent]] = {i: [] for i, _ in executions}
+        rows = self._statement(
+            "SELECT h.instance_id, h.event_type, h.data FROM perdure.history h"
+            " JOIN unnest(%b::text[], %b::text[]) AS v(instance_id, execution_id)"
+            " ON h.instance_id = v.instance_id AND h.execution_id = v.execution_id"
+            " WHERE h.hub = %s ORDER BY h.instance_id, h.seq",
+            (*_columns(executions, 2), self.hub),
+        )
+        for iid, etype, data in rows:
+            out[iid].append(event_from_json(etype, data))
+        return out
 
     def commit_checkpoints(
         self, owner: str, checkpoints: list[Checkpoint], now: datetime
@@ -754,10 +792,12 @@ class PostgresStore:
             return [], []
         stamp = now.timestamp()
 
-        def body(conn: Conn) -> tuple[list[str], psycopg.Cursor[tuple[Any, ...]] | None]:
+        def body(
+            conn: Conn, optimistic: bool
+        ) -> tuple[list[str], psycopg.Cursor[tuple[Any, ...]] | None]:
             taking: list[Any] = []
             lost, wake = self._commit_tx(
-                conn, owner, checkpoints, stamp, limit, lease_seconds, taking
+                conn, owner, checkpoints, stamp, limit, lease_seconds, taking, optimistic
             )
             if wake:
                 self._notify_tx(conn)
@@ -773,8 +813,36 @@ class PostgresStore:
                 for r in rows
             ]
 
-        lost, taken = self._run_then(body, then)
+        def plain(conn: Conn) -> Cursor:
+            query, params = one_statement(
+                self.hub, owner, checkpoints, stamp, limit, lease_seconds,
+                (self._channel, self._token),
+            )
+            return conn.execute(query, params)
+
+        def plain_then(cursor: Cursor) -> tuple[list[str], list[ActivityWorkItem]]:
+            rows = sorted(r for r in cursor.fetchall() if len(r) > 1 and r[0] is not None)
+            return [], [
+                ActivityWorkItem(r[1], r[2], r[3], r[4], r[5], id=r[0], dequeue_count=1)
+                for r in rows
+            ]
+
+        # Assume every lease holds, as it nearly always does: a plain batch is then one
+        # statement, any other one pipelined transaction. perdure.fence aborts either if
+        # a lease did not hold, and the batch is committed again, checking first.
+        try:
+            if is_plain(checkpoints):
+                lost, taken = self._run_then(
+                    plain, plain_then, transaction=False, idempotent=False
+                )
+            else:
+                lost, taken = self._run_then(lambda conn: body(conn, True), then)
+        except psycopg.Error as exc:
+            if exc.sqlstate not in _OPTIMISM_FAILED:
+                raise
+            lost, taken = self._run_then(lambda conn: body(conn, False), then)
         self._changed()
+        self._finished(finished_ids(checkpoints, lost))
         return lost, taken
 
     def _commit_tx(
@@ -786,48 +854,26 @@ class PostgresStore:
         take: int = 0,
         lease_seconds: float = 0.0,
         taking: list[Any] | None = None,
+        optimistic: bool = False,
     ) -> tuple[list[str], bool]:
+        """Queue the statements of a batch commit. ``optimistic``: assume every lease
+        holds and let ``perdure.fence`` abort the transaction if one does not, so nothing
+        is read before COMMIT; else read which leases hold first and commit only those."""
         hub = self.hub
-        rows = []
-        for cp in cps:
-            new_exec = cp.new_execution
-            if new_exec is not None:
-                length = 0
-            elif cp.replace_history:
-                length = len(cp.history)
-            else:
-                length = cp.history_length + len(cp.history)
-            rows.append((
-                cp.instance_id, cp.status.value, cp.output, _failure_to_text(cp.failure),
-                cp.custom_status, stamp if cp.status in TERMINAL_STATUSES else None, length,
-                new_exec.execution_id if new_exec else cp.execution_id,
-                new_exec.input if new_exec else None,
-                cp.execution_id, cp.history_length,
-            ))
-        # The fence: only rows still leased by us, unexpired, at the generation and
-        # history length the episode started from. One statement for the whole batch.
-        won = {
-            r[0]
-            for r in conn.execute(
-                "UPDATE perdure.instances i SET status = v.status, output = v.output,"
-                " failure = v.failure, custom_status = v.custom_status, updated_at = %s,"
-                " completed_at = v.completed_at, history_length = v.new_length,"
-                " execution_id = v.new_execution_id, input = COALESCE(v.new_input, i.input),"
-                " lock_owner = NULL, lock_expires = 0"
-                " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
-                " %b::float8[], %b::int[], %b::text[], %b::text[], %b::text[], %b::int[])"
-                " AS v(instance_id, status, output, failure, custom_status, completed_at,"
-                " new_length, new_execution_id, new_input, execution_id, history_length)"
-                " WHERE i.hub = %s AND i.instance_id = v.instance_id AND i.lock_owner = %s"
-                f" AND i.lock_expires >= {_NOW} AND i.execution_id = v.execution_id"
-                " AND i.history_length = v.history_length RETURNING i.instance_id",
-                [stamp, *_columns(rows, 11), hub, owner],
-            ).fetchall()
-        }
-        lost = [cp.instance_id for cp in cps if cp.instance_id not in won]
-        done = [cp for cp in cps if cp.instance_id in won]
-        if not done:
-            return lost, False
+        fence, params = fence_update(hub, owner, cps, stamp)
+        if optimistic:
+            conn.execute(
+                f"WITH won AS ({fence}) SELECT perdure.fence(%s, (SELECT count(*) FROM won))",
+                [*params, len(cps)],
+            )
+            lost: list[str] = []
+            done = cps
+        else:
+            won = {r[0] for r in conn.execute(fence, params).fetchall()}
+            lost = [cp.instance_id for cp in cps if cp.instance_id not in won]
+            done = [cp for cp in cps if cp.instance_id in won]
+            if not done:
+                return lost, False
 
         reset = [
             cp.instance_id for cp in done if cp.new_execution is not None or cp.replace_history
@@ -862,7 +908,7 @@ class PostgresStore:
             # Pending timers and results for a finished instance can never matter.
             conn.execute(
                 "DELETE FROM perdure.inbox WHERE hub = %s AND instance_id = ANY(%b::text[])"
-                " AND event_type IN ('TimerFired', 'TaskCompleted', 'TaskFailed')",
+                f" AND event_type IN {FINISHED_DROPS}",
                 (hub, finished),
             )
         tasks = [
@@ -967,6 +1013,18 @@ class PostgresStore:
         if not results:
             return 0
         stamp = now.timestamp()
+        accepted = self._run_then(
+            lambda conn: self._complete_tx(conn, owner, results, stamp),
+            _accepted,
+            transaction=False,
+        )
+        if accepted:
+            self._changed()
+        return accepted
+
+    def _complete_tx(
+        self, conn: Conn, owner: str, results: list[ActivityResult], stamp: float
+    ) -> Cursor:
         cols = _columns(
             (
                 (r.item.id, r.item.instance_id, r.item.execution_id, r.event.event_type,
@@ -978,8 +1036,9 @@ class PostgresStore:
         hub = self.hub
         # One statement: delete the tasks still leased by us (a task another worker took
         # over is skipped, its result discarded), enqueue the results of exactly those,
-        # into existing instances only, and notify if anything was accepted.
-        rows = self._statement(
+        # into existing instances only, and notify if anything was accepted. Run twice,
+        # it accepts nothing the second time: the tasks are gone.
+        return conn.execute(
             "WITH r AS (SELECT * FROM unnest(%b::bigint[], %b::text[], %b::text[], %b::text[],"
             " %b::text[]) WITH ORDINALITY"
             " AS r(id, instance_id, execution_id, event_type, data, ord)),"
@@ -994,10 +1053,6 @@ class PostgresStore:
             " (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM done))",
             [*cols, hub, owner, hub, stamp, hub, self._channel, self._token],
         )
-        accepted = int(rows[0][0])
-        if accepted:
-            self._changed()
-        return accepted
 
     def renew_activity_leases(self, owner: str, ids: list[int], lease_seconds: float) -> None:
         if not ids:

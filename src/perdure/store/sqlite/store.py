@@ -41,7 +41,9 @@ from perdure.store.base import (
     Message,
     NewInstance,
     OrchestrationWorkItem,
+    finished_ids,
 )
+from perdure.store.listeners import Listeners
 from perdure.store.migrate import load_migrations
 
 _INSTANCE_COLUMNS = (
@@ -50,7 +52,17 @@ _INSTANCE_COLUMNS = (
 )
 _TERMINAL = tuple(s.value for s in TERMINAL_STATUSES)
 _BUSY_TIMEOUT_MS = 30_000
+# Instances with visible messages and no live lease. The inbox_visible index yields
+# messages oldest-visible first, so DISTINCT with LIMIT stops early instead of
+# aggregating every visible message.
+_CANDIDATES = (
+    "SELECT DISTINCT m.instance_id FROM inbox m JOIN instances i"
+    " ON i.hub = m.hub AND i.instance_id = m.instance_id"
+    " WHERE m.hub=? AND m.visible_at<=? AND i.lock_expires<?"
+    " ORDER BY m.visible_at LIMIT ?"
+)
 _CHECKPOINT_EVERY = 0.01  # seconds between background WAL checkpoints
+_UNSURE_WAKE = 0.1  # seconds between wake-ups for changes our own commits may explain
 
 
 def ts(value: datetime | None) -> float | None:
@@ -116,7 +128,7 @@ def decode_token(token: str) -> tuple[float, str]:
         raise ValidationError(f"invalid continuation token {token!r}") from None
 
 
-class SqliteStore:
+class SqliteStore(Listeners):
     """The embedded default store.
 
     >>> store = SqliteStore("perdure.db", hub="orders")  # doctest: +SKIP
@@ -131,7 +143,7 @@ class SqliteStore:
         self.hub = hub
         self.synchronous = synchronous.upper()
         self._lock = threading.RLock()
-        self._listeners: list[Callable[[], None]] = []
+        Listeners.__init__(self)
         self._conn = self._connect()
         # Reads run on their own connection: in WAL mode they see the last commit without
         # waiting for this process's writer, and the sqlite3 module lets them run beside it
@@ -140,6 +152,12 @@ class SqliteStore:
         self._read_lock = threading.Lock() if path != ":memory:" else self._lock
         self._watch_conn: sqlite3.Connection | None = None
         self._watch_version: int | None = None
+        # Write transactions this store began: tells the watcher whether a change it sees
+        # may be only this process's own (which the in-process listeners already report).
+        self._writes = 0
+        self._watch_writes = 0
+        self._last_unsure_wake = 0.0
+        self._unsure = False  # a change seen that our own commits may not explain
         self._last_checkpoint = 0.0
         self.migrate()
 
@@ -154,13 +172,34 @@ class SqliteStore:
             check_same_thread=False,
             timeout=_BUSY_TIMEOUT_MS / 1000,
         )
-        conn.execute("PRAGMA journal_mode=WAL")
+        self._enter_wal(conn)
         # NORMAL (default): a commit survives a killed process; on power loss or an OS crash
         # the last commits may be rolled back (never corrupted). FULL/EXTRA also survive
         # power loss, at the price of an fsync per commit.
         conn.execute(f"PRAGMA synchronous={self.synchronous}")
         conn.execute(f"PRAGMA busy_timeout={_BUSY_TIMEOUT_MS}")
         return conn
+
+    def _enter_wal(self, conn: sqlite3.Connection) -> None:
+        """Switch a new database to WAL. Several processes opening a fresh file at once
+        contend for the lock the switch takes, and SQLite reports that contention as
+        "locked" at once, without its busy handler (waiting could deadlock): retry with
+        a short back-off, up to the busy timeout."""
+        deadline = time.monotonic() + _BUSY_TIMEOUT_MS / 1000
+        pause = 0.001
+        while True:
+            try:
+                conn.execute("PRAGMA journal_mode=WAL")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    conn.close()
+                    raise
+                if time.monotonic() >= deadline:
+                    conn.close()
+                    raise _locked_error(exc, self.path) from exc
+            time.sleep(pause)
+            pause = min(pause * 2, 0.05)
 
     # transactions -----------------------------------------------------------
     @contextmanager
@@ -172,6 +211,7 @@ class SqliteStore:
             except sqlite3.OperationalError as exc:
                 cur.close()
                 raise _locked_error(exc, self.path) from exc
+            self._writes += 1
             try:
                 yield cur
             except sqlite3.OperationalError as exc:
@@ -219,27 +259,35 @@ class SqliteStore:
                     "INSERT INTO schema_version VALUES (?, ?, ?)", (version, name, time.time())
                 )
 
-    def add_listener(self, callback: Callable[[], None]) -> None:
-        self._listeners.append(callback)
-
-    def _changed(self) -> None:
-        for callback in self._listeners:
-            callback()
-
     def wait_for_change(self, timeout: float) -> bool:
-        """Poll ``PRAGMA data_version`` (cheap: no disk read) for other processes' commits."""
+        """Poll ``PRAGMA data_version`` (cheap: no disk read) for other processes' commits.
+
+        The version also moves with this store's own commits. A move with none of ours
+        since the last look is another process's; one that ours may explain is reported
+        at most every ``_UNSURE_WAKE`` seconds, so a busy worker is not woken for its own
+        commits every 10 ms, and others' work still reaches it within that bound."""
         if self.path == ":memory:":
             time.sleep(timeout)
             return False
         if self._watch_conn is None:
             self._watch_conn = sqlite3.connect(self.path, check_same_thread=False)
             self._watch_version = self._watch_conn.execute("PRAGMA data_version").fetchone()[0]
+            self._watch_writes = self._writes
         deadline = time.monotonic() + timeout
         while True:
             self._checkpoint_wal()
+            writes = self._writes  # read first: a write counted later is not missed
             version = self._watch_conn.execute("PRAGMA data_version").fetchone()[0]
             if version != self._watch_version:
                 self._watch_version = version
+                ours, self._watch_writes = writes != self._watch_writes, writes
+                if not ours:
+                    return True
+                self._unsure = True
+            now = time.monotonic()
+            if self._unsure and now - self._last_unsure_wake >= _UNSURE_WAKE:
+                self._unsure = False
+                self._last_unsure_wake = now
                 return True
             left = deadline - time.monotonic()
             if left <= 0:
@@ -524,48 +572,88 @@ class SqliteStore:
         self, owner: str, now: datetime, limit: int, lease_seconds: float
     ) -> list[OrchestrationWorkItem]:
         wall = time.time()
-        visible = now.timestamp()
-        candidates = (
-            # The inbox_visible index yields messages oldest-visible first, so DISTINCT
-            # with LIMIT stops early instead of aggregating every visible message.
-            "SELECT DISTINCT m.instance_id FROM inbox m JOIN instances i"
-            " ON i.hub = m.hub AND i.instance_id = m.instance_id"
-            " WHERE m.hub=? AND m.visible_at<=? AND i.lock_expires<?"
-            " ORDER BY m.visible_at LIMIT ?"
-        )
         # Look before taking the write lock, so idle workers never contend for it.
-        if not self._read(candidates, (self.hub, visible, wall, 1)):
+        if not self._read(_CANDIDATES, (self.hub, now.timestamp(), wall, 1)):
             return []
         with self._tx() as cur:
-            ids = [r[0] for r in cur.execute(candidates, (self.hub, visible, wall, limit))]
-            if not ids:
-                return []
-            marks = ",".join("?" * len(ids))
-            cur.execute(
-                "UPDATE instances SET lock_owner=?, lock_expires=?"
+            return self._fetch_tx(cur, owner, now, wall, limit, lease_seconds)
+
+    def complete_and_fetch(
+        self,
+        owner: str,
+        results: list[ActivityResult],
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+    ) -> tuple[int, list[OrchestrationWorkItem]]:
+        if not results:
+            return 0, self.fetch_orchestration_work(owner, now, limit, lease_seconds)
+        with self._tx() as cur:
+            accepted = self._complete_tx(cur, owner, results, now.timestamp())
+            items = self._fetch_tx(cur, owner, now, time.time(), limit, lease_seconds)
+        if accepted:
+            self._changed()
+        return accepted, items
+
+    def _fetch_tx(
+        self,
+        cur: sqlite3.Cursor,
+        owner: str,
+        now: datetime,
+        wall: float,
+        limit: int,
+        lease_seconds: float,
+    ) -> list[OrchestrationWorkItem]:
+        visible = now.timestamp()
+        ids = [r[0] for r in cur.execute(_CANDIDATES, (self.hub, visible, wall, limit))]
+        if not ids:
+            return []
+        marks = ",".join("?" * len(ids))
+        cur.execute(
+            "UPDATE instances SET lock_owner=?, lock_expires=?"
+            f" WHERE hub=? AND instance_id IN ({marks})",
+            [owner, wall + lease_seconds, self.hub, *ids],
+        )
+        records = {
+            r[0]: _record(r)
+            for r in cur.execute(
+                f"SELECT {_INSTANCE_COLUMNS} FROM instances"
                 f" WHERE hub=? AND instance_id IN ({marks})",
-                [owner, wall + lease_seconds, self.hub, *ids],
+                [self.hub, *ids],
             )
-            records = {
-                r[0]: _record(r)
-                for r in cur.execute(
-                    f"SELECT {_INSTANCE_COLUMNS} FROM instances"
-                    f" WHERE hub=? AND instance_id IN ({marks})",
-                    [self.hub, *ids],
-                )
-            }
-            inbox: dict[str, list[Message]] = {i: [] for i in ids}
-            for mid, iid, eid, etype, data in cur.execute(
-                "SELECT id, instance_id, execution_id, event_type, data FROM inbox"
-                f" WHERE hub=? AND instance_id IN ({marks}) AND visible_at<=? ORDER BY id",
-                [self.hub, *ids, visible],
-            ):
-                inbox[iid].append(Message(iid, event_from_json(etype, data), eid, None, mid))
+        }
+        inbox: dict[str, list[Message]] = {i: [] for i in ids}
+        for mid, iid, eid, etype, data in cur.execute(
+            "SELECT id, instance_id, execution_id, event_type, data FROM inbox"
+            f" WHERE hub=? AND instance_id IN ({marks}) AND visible_at<=? ORDER BY id",
+            [self.hub, *ids, visible],
+        ):
+            inbox[iid].append(Message(iid, event_from_json(etype, data), eid, None, mid))
         return [OrchestrationWorkItem(records[i], inbox[i]) for i in ids]
 
     def load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
         with self._read_lock:
             return self._load_history(instance_id, execution_id)
+
+    def load_histories(
+        self, executions: list[tuple[str, str]]
+    ) -> dict[str, list[HistoryEvent]]:
+        wanted = dict(executions)
+        out: dict[str, list[HistoryEvent]] = {i: [] for i in wanted}
+        ids = list(wanted)
+        with self._read_lock:
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                rows = self._reader.execute(
+                    "SELECT instance_id, execution_id, event_type, data FROM history"
+                    f" WHERE hub=? AND instance_id IN ({','.join('?' * len(chunk))})"
+                    " ORDER BY instance_id, seq",
+                    [self.hub, *chunk],
+                ).fetchall()
+                for iid, eid, etype, data in rows:
+                    if wanted[iid] == eid:
+                        out[iid].append(event_from_json(etype, data))
+        return out
 
     def commit_checkpoints(
         self, owner: str, checkpoints: list[Checkpoint], now: datetime
@@ -587,6 +675,7 @@ class SqliteStore:
                 cur, owner, checkpoints, stamp, time.time(), limit, lease_seconds, taken
             )
         self._changed()
+        self._finished(finished_ids(checkpoints, lost))
         return lost, taken
 
     def _commit_tx(
@@ -780,33 +869,37 @@ class SqliteStore:
         ]
 
     def complete_activities(self, owner: str, results: list[ActivityResult], now: datetime) -> int:
-        stamp = now.timestamp()
         with self._tx() as cur:
-            owned: set[int] = set()
-            ids = [r.item.id for r in results]
-            for start in range(0, len(ids), 500):
-                chunk = ids[start : start + 500]
-                marks = ",".join("?" * len(chunk))
-                owned.update(
-                    row[0]
-                    for row in cur.execute(
-                        f"SELECT id FROM tasks WHERE id IN ({marks}) AND lock_owner=?",
-                        [*chunk, owner],
-                    )
-                )
-            # A task no longer leased by us was taken over (or finished) by another
-            # worker: its result is discarded, which is what at-least-once allows.
-            done = [r for r in results if r.item.id in owned]
-            cur.executemany("DELETE FROM tasks WHERE id=?", [(r.item.id,) for r in done])
-            self._insert_messages_tx(
-                cur,
-                [Message(r.item.instance_id, r.event, r.item.execution_id) for r in done],
-                stamp,
-            )
-        accepted = len(done)
+            accepted = self._complete_tx(cur, owner, results, now.timestamp())
         if accepted:
             self._changed()
         return accepted
+
+    def _complete_tx(
+        self, cur: sqlite3.Cursor, owner: str, results: list[ActivityResult], stamp: float
+    ) -> int:
+        owned: set[int] = set()
+        ids = [r.item.id for r in results]
+        for start in range(0, len(ids), 500):
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            owned.update(
+                row[0]
+                for row in cur.execute(
+                    f"SELECT id FROM tasks WHERE id IN ({marks}) AND lock_owner=?",
+                    [*chunk, owner],
+                )
+            )
+        # A task no longer leased by us was taken over (or finished) by another
+        # worker: its result is discarded, which is what at-least-once allows.
+        done = [r for r in results if r.item.id in owned]
+        cur.executemany("DELETE FROM tasks WHERE id=?", [(r.item.id,) for r in done])
+        self._insert_messages_tx(
+            cur,
+            [Message(r.item.instance_id, r.event, r.item.execution_id) for r in done],
+            stamp,
+        )
+        return len(done)
 
     def renew_activity_leases(self, owner: str, ids: list[int], lease_seconds: float) -> None:
         if not ids:
