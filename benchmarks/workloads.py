@@ -8,6 +8,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -313,28 +314,51 @@ def w6_timers(store_url: str, n: int = 10_000) -> Result:
     }
 
 
-def w7_entities(store_url: str, n: int = 10_000) -> Result:
-    """n one-way signals ("add", 1) to one counter entity; ops/s from the first signal
-    until the entity's committed state reads n."""
-    app = _app(store_url)
-    client = app.sync_client()
+def w7_entities(store_url: str, n: int = 10_000, senders: int = 16) -> Result:
+    """n one-way signals ("add", 1) to one counter entity, twice: from one client in a
+    loop, then from ``senders`` client threads at once (as many HTTP requests or
+    asyncio tasks would send them); ops/s from the first signal until the entity's
+    committed state reads n. Each signal returns only once it is durable."""
+    out: Result = {}
     entity = perdure.EntityId("counter", "bench")
-    with app.running():
-        t0 = time.perf_counter()
-        for _ in range(n):
-            client.signal_entity(entity, "add", 1)
-        sent = time.perf_counter() - t0
-        deadline = t0 + 60 + n / 20
-        while True:
-            state = client.read_entity_state(entity)
-            if state.entity_exists and state.entity_state == n:
-                break
-            if time.perf_counter() > deadline:
-                raise TimeoutError(f"counter at {state.entity_state} of {n}")
-            time.sleep(0.01)
-        elapsed = time.perf_counter() - t0
-    app.close()
-    return {"ops/s": n / elapsed, "signal seconds": sent, "seconds": elapsed}
+    for label, threads in (("1 sender", 1), (f"{senders} senders", senders)):
+        app = _app(store_url)
+        client = app.sync_client()
+        shares = [n // threads + (1 if i < n % threads else 0) for i in range(threads)]
+        errors: list[BaseException] = []
+
+        def send(
+            k: int, client: perdure.SyncClient = client, errors: list[BaseException] = errors
+        ) -> None:
+            try:
+                for _ in range(k):
+                    client.signal_entity(entity, "add", 1)
+            except BaseException as exc:  # reported below, not lost in a thread
+                errors.append(exc)
+
+        with app.running():
+            t0 = time.perf_counter()
+            pool = [threading.Thread(target=send, args=(k,)) for k in shares]
+            for t in pool:
+                t.start()
+            for t in pool:
+                t.join()
+            if errors:
+                raise errors[0]
+            sent = time.perf_counter() - t0
+            deadline = t0 + 60 + n / 20
+            while True:
+                state = client.read_entity_state(entity)
+                if state.entity_exists and state.entity_state == n:
+                    break
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"counter at {state.entity_state} of {n}")
+                time.sleep(0.005)
+            elapsed = time.perf_counter() - t0
+        app.close()
+        out[f"ops/s, {label}"] = n / elapsed
+        out[f"signal seconds, {label}"] = sent
+    return out
 
 
 def raw_write_limit(store_url: str, steps: int = 3000, batch: int = 100) -> Result:

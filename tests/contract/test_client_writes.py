@@ -68,3 +68,49 @@ def test_a_refused_message_wakes_nobody(make_store: MakeStore, store: Store) -> 
     assert store.enqueue_if(Message("a", raised()), frozenset({Status.Failed})) is Status.Pending
     assert store.enqueue_if(Message("ghost", raised()), frozenset(Status)) is None
     assert watcher.wait_for_change(0.3) is False
+
+
+def test_concurrent_enqueues_each_get_their_own_outcome_and_nothing_is_lost(
+    store: Store,
+) -> None:
+    # Many threads at once (PostgreSQL commits them together, see perdure.store.group):
+    # to running, finished, missing and implicit-entity targets, with their own allowed
+    # sets; every caller gets its target's status, and exactly the accepted ones queue.
+    create(store, "run")
+    create(store, "done")
+    item = lease(store, "w1")
+    assert store.commit_checkpoints(
+        "w1",
+        [checkpoint(item["run"]), checkpoint(item["done"], status=Status.Completed)],
+        at(),
+    ) == []
+    targets = [
+        ("run", ACTIVE_STATUSES, Status.Running, True),
+        ("done", ACTIVE_STATUSES, Status.Completed, False),
+        ("ghost", frozenset(Status), None, False),
+        ("@cart@1", frozenset(Status), Status.Running, True),
+    ]
+    per_target = 25
+    outcomes: dict[tuple[str, int], Status | None] = {}
+    start = threading.Barrier(8)
+
+    def send(worker: int) -> None:
+        start.wait()
+        for n in range(worker, per_target * len(targets), 8):
+            target, allowed, _, _ = targets[n % len(targets)]
+            outcomes[(target, n)] = store.enqueue_if(Message(target, raised(f"{n}")), allowed)
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(outcomes) == per_target * len(targets)
+    for (target, _), status in outcomes.items():
+        expected = next(t[2] for t in targets if t[0] == target)
+        assert status is expected, (target, status)
+    queued = {iid: sorted(int(m.event.name) for m in w.messages)  # type: ignore[attr-defined]
+              for iid, w in lease(store, "w2").items()}
+    for target, _, _, accepted in targets:
+        sent = sorted(n for (t, n) in outcomes if t == target)
+        assert queued.get(target, []) == (sent if accepted else []), target

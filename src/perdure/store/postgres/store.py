@@ -38,6 +38,7 @@ from perdure.store.base import (
     SubOrchestrationStart,
     finished_ids,
 )
+from perdure.store.group import GroupCommit
 from perdure.store.listeners import Listeners
 from perdure.store.migrate import load_migrations
 from perdure.store.postgres.batch import FINISHED_DROPS, fence_update, is_plain, one_statement
@@ -64,10 +65,41 @@ _MIGRATION_LOCK = 0x70657264757265  # "perdure"
 _RETRIES = 3  # extra attempts after a connection error that provably committed nothing
 _PURGE_BATCH = 500
 
-# Client writes are one autocommit statement each: one round trip, not a transaction's
-# BEGIN, reads and COMMIT. enqueue_if: FOR SHARE keeps the status read from changing (a
-# checkpoint waits) until the message is committed with it; the message goes in only if
-# that status is allowed, and the notify only with the message.
+# Client messages (raise_event, signal_entity) are one autocommit statement per batch
+# (see perdure.store.group): one round trip and one WAL flush for however many concurrent
+# callers queued. FOR SHARE keeps each status read from changing (a checkpoint waits)
+# until the messages are committed with it; a message goes in only if its target's status
+# is in its allowed list, and the notify only with a message. Entities exist implicitly
+# (see _ensure_entities_tx): one missing from the statement's snapshot is inserted; a
+# conflict then means another client created it after the snapshot was taken, which no
+# read here could see, and the no-op update locks that row and returns its status.
+_ENQUEUE_MANY = (
+    "WITH r AS (SELECT * FROM unnest(%(ids)b::text[], %(execution_ids)b::text[],"
+    " %(event_types)b::text[], %(data)b::text[], %(visible_at)b::float8[],"
+    " %(allowed)b::text[], %(entity)b::bool[]) WITH ORDINALITY"
+    " AS r(instance_id, execution_id, event_type, data, visible_at, allowed, entity, ord)),"
+    " s AS (SELECT i.instance_id, i.status FROM perdure.instances i"
+    " WHERE i.hub = %(hub)s AND i.instance_id IN (SELECT instance_id FROM r)"
+    " ORDER BY i.instance_id FOR SHARE),"
+    " e AS (INSERT INTO perdure.instances AS i (hub, instance_id, name, execution_id,"
+    " status, created_at, updated_at) SELECT DISTINCT %(hub)s, r.instance_id,"
+    " split_part(substr(r.instance_id, 2), '@', 1), 'entity', 'Running', %(now)s, %(now)s"
+    " FROM r WHERE r.entity AND r.instance_id NOT IN (SELECT instance_id FROM s)"
+    " ON CONFLICT (hub, instance_id) DO UPDATE SET status = i.status"
+    " RETURNING i.instance_id, i.status),"
+    " t AS (SELECT instance_id, status FROM s UNION ALL SELECT instance_id, status FROM e),"
+    " m AS (INSERT INTO perdure.inbox"
+    " (hub, instance_id, execution_id, event_type, data, visible_at, created_at)"
+    " SELECT %(hub)s, r.instance_id, r.execution_id, r.event_type, r.data, r.visible_at,"
+    " %(now)s FROM r JOIN t ON t.instance_id = r.instance_id"
+    " WHERE t.status = ANY(string_to_array(r.allowed, ',')) ORDER BY r.ord RETURNING 1)"
+    " SELECT t.status, (SELECT pg_notify(%(channel)s, %(token)s)"
+    " WHERE EXISTS (SELECT 1 FROM m)) FROM r LEFT JOIN t ON t.instance_id = r.instance_id"
+    " ORDER BY r.ord"
+)
+# One message alone (no concurrent caller to share a batch with) takes a statement of
+# scalar parameters: the server keeps its generic plan, where the array form above is
+# planned afresh each time (its custom plans look cheaper), at about the cost of running.
 _ENQUEUE_S = (
     "WITH s AS (SELECT status FROM perdure.instances"
     " WHERE hub = %(hub)s AND instance_id = %(id)s FOR SHARE),"
@@ -80,10 +112,6 @@ _ENQUEUE_M = (
     " SELECT t.status, (SELECT pg_notify(%(channel)s, %(token)s) FROM m) FROM t"
 )
 _ENQUEUE_IF = _ENQUEUE_S + " t AS (SELECT status FROM s)," + _ENQUEUE_M
-# Entities exist implicitly (see _ensure_entities_tx): an entity missing from the
-# statement's snapshot is inserted. A conflict then means another client created it after
-# the snapshot was taken, which no read here could see; the no-op update locks that row
-# and returns its current status.
 _ENQUEUE_IF_ENTITY = (
     _ENQUEUE_S
     + " e AS (INSERT INTO perdure.instances AS i (hub, instance_id, name, execution_id,"
@@ -224,6 +252,12 @@ class PostgresStore(Listeners):
         )
         self._pool.open(wait=False)
         self._watcher = ChangeListener(url, self._channel, self._token)
+        self._messages: GroupCommit[tuple[Message, frozenset[Status]], Status | None]
+        self._messages = GroupCommit(
+            self._enqueue_many,
+            alone=lambda request: self._enqueue_many([request])[0],
+            alone_if=lambda exc: not isinstance(exc, psycopg.OperationalError),
+        )
 
     # infrastructure ----------------------------------------------------------
     def _migrate(self, conn: Conn) -> None:
@@ -526,28 +560,58 @@ class PostgresStore(Listeners):
         self._notify_tx(conn)
 
     def enqueue_if(self, message: Message, allowed: frozenset[Status]) -> Status | None:
-        now = time.time()
-        rows = self._write(
-            _ENQUEUE_IF_ENTITY if message.instance_id.startswith("@") else _ENQUEUE_IF,
-            {
-                "hub": self.hub,
-                "id": message.instance_id,
-                "execution_id": message.execution_id,
-                "event_type": message.event.event_type,
-                "data": event_to_json(message.event),
-                "visible_at": ts(message.visible_at) if message.visible_at else 0.0,
-                "now": now,
-                "allowed": sorted(s.value for s in allowed),
-                "channel": self._channel,
-                "token": self._token,
-            },
-        )
-        if not rows:
-            return None
-        status = Status(rows[0][0])
-        if status in allowed:
+        status = self._messages.submit((message, allowed))
+        if status is not None and status in allowed:
             self._changed()
         return status
+
+    def _enqueue_many(
+        self, requests: list[tuple[Message, frozenset[Status]]]
+    ) -> list[Status | None]:
+        """Commit the messages of concurrent ``enqueue_if`` calls in one statement.
+
+        Several messages' share locks (taken in ID order) can still close a cycle with a checkpoint
+        updating several of the same instances; the server then aborts one of the two,
+        and an aborted statement committed nothing, so it runs again."""
+        if len(requests) == 1:
+            message, allowed = requests[0]
+            rows = self._write(
+                _ENQUEUE_IF_ENTITY if message.instance_id.startswith("@") else _ENQUEUE_IF,
+                {
+                    "hub": self.hub,
+                    "id": message.instance_id,
+                    "execution_id": message.execution_id,
+                    "event_type": message.event.event_type,
+                    "data": event_to_json(message.event),
+                    "visible_at": ts(message.visible_at) if message.visible_at else 0.0,
+                    "now": time.time(),
+                    "allowed": sorted(s.value for s in allowed),
+                    "channel": self._channel,
+                    "token": self._token,
+                },
+            )
+            return [Status(rows[0][0]) if rows else None]
+        params = {
+            "hub": self.hub,
+            "ids": [m.instance_id for m, _ in requests],
+            "execution_ids": [m.execution_id for m, _ in requests],
+            "event_types": [m.event.event_type for m, _ in requests],
+            "data": [event_to_json(m.event) for m, _ in requests],
+            "visible_at": [ts(m.visible_at) if m.visible_at else 0.0 for m, _ in requests],
+            "allowed": [",".join(sorted(s.value for s in a)) for _, a in requests],
+            "entity": [m.instance_id.startswith("@") for m, _ in requests],
+            "now": time.time(),
+            "channel": self._channel,
+            "token": self._token,
+        }
+        for attempt in range(_RETRIES + 1):
+            try:
+                rows = self._write(_ENQUEUE_MANY, params)
+                break
+            except psycopg.errors.DeadlockDetected:
+                if attempt == _RETRIES:
+                    raise
+        return [None if r[0] is None else Status(r[0]) for r in rows]
 
     def _write(self, query: str, params: Any) -> list[Any]:
         """One autocommit statement that a retry after its COMMIT would apply twice."""

@@ -1,0 +1,119 @@
+"""Group commit: concurrent callers' writes go to the database together.
+
+A durable write costs a round trip and a WAL flush whatever its size, so many small
+writes from many threads (clients raising events, signalling entities) are cheaper
+committed as one. Nothing waits to fill a batch: a caller that finds no batch in flight
+runs at once, alone if alone; callers arriving meanwhile queue, and the next of them to
+run takes the whole queue. Every caller returns only after its own write committed.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+Req = TypeVar("Req")
+Res = TypeVar("Res")
+
+
+class _Slot(Generic[Req, Res]):
+    __slots__ = ("done", "error", "request", "result")
+
+    def __init__(self, request: Req) -> None:
+        self.request = request
+        self.done = False
+        self.result: Res | None = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit(Generic[Req, Res]):
+    """Run ``write(requests)`` for whatever callers of :meth:`submit` queued together.
+
+    ``write`` gets the requests in arrival order and returns one result per request, in
+    the same order, after committing them all, or raises, which every caller of that
+    batch then raises (none of them was committed, or none is known to be).
+    ``alone(request)``, if given, runs the requests of a batch that failed one by one,
+    so that a request the database rejects fails only its own caller; ``alone_if(error)``
+    says which errors allow it (never one that leaves unknown whether the batch
+    committed: running its requests again could write them twice).
+
+    >>> group = GroupCommit(lambda reqs: [r * 2 for r in reqs])
+    >>> group.submit(21)
+    42
+    """
+
+    def __init__(
+        self,
+        write: Callable[[list[Req]], Sequence[Res]],
+        *,
+        max_batch: int = 500,
+        alone: Callable[[Req], Res] | None = None,
+        alone_if: Callable[[Exception], bool] = lambda exc: True,
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self._write = write
+        self._alone = alone
+        self._alone_if = alone_if
+        self._max_batch = max_batch
+        self._cond = threading.Condition()
+        self._queue: list[_Slot[Req, Res]] = []
+        self._running = False
+        self.batches = 0  # batches written, and the requests in them: for tests and stats
+        self.requests = 0
+
+    def submit(self, request: Req) -> Res:
+        slot: _Slot[Req, Res] = _Slot(request)
+        with self._cond:
+            self._queue.append(slot)
+            while self._running and not slot.done:
+                self._cond.wait()
+            if not slot.done:
+                # No batch in flight: this caller writes everything queued (its own first
+                # in line, or behind those who queued while the last batch ran).
+                self._running = True
+                batch, self._queue = (
+                    self._queue[: self._max_batch],
+                    self._queue[self._max_batch :],
+                )
+        if not slot.done:
+            try:
+                self._run(batch)
+            finally:
+                with self._cond:
+                    self._running = False
+                    self._cond.notify_all()
+        if slot.error is not None:
+            raise slot.error
+        return slot.result  # type: ignore[return-value]
+
+    def _run(self, batch: list[_Slot[Req, Res]]) -> None:
+        """Write ``batch``, and settle each of its slots (a result or an error)."""
+        try:
+            results = self._write([s.request for s in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"a batch of {len(batch)} wrote {len(results)} results")
+        except BaseException as exc:
+            if (
+                self._alone is None
+                or len(batch) == 1
+                or not isinstance(exc, Exception)
+                or not self._alone_if(exc)
+            ):
+                for s in batch:
+                    s.error = exc
+            else:
+                for s in batch:
+                    try:
+                        s.result = self._alone(s.request)
+                    except Exception as one:
+                        s.error = one
+        else:
+            for s, r in zip(batch, results, strict=True):
+                s.result = r
+        self.batches += 1
+        self.requests += len(batch)
+        with self._cond:
+            for s in batch:
+                s.done = True
