@@ -158,10 +158,11 @@ class Worker:
         # it is busy with a round (or has stopped), the activity loop reports them itself,
         # in parallel, so a stream of results does not wait for rounds.
         self._wake_orchestrations()
-        if self._orch_busy or self._stopping.is_set():
+        if self._activities_report():
             self._act_wake.set()
 
     def _activities_report(self) -> bool:
+        """Whether the activity loop commits finished results itself (see above)."""
         return self._orch_busy or self._stopping.is_set()
 
     def _on_results_committed(self, results: list[ActivityResult]) -> None:

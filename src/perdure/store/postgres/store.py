@@ -188,6 +188,15 @@ def _work_items(cursor: Cursor) -> list[OrchestrationWorkItem]:
     return list(items.values())
 
 
+def _taken(rows: list[tuple[Any, ...]]) -> list[ActivityWorkItem]:
+    """Activity tasks a checkpoint commit leased to its worker, from their
+    (id, instance_id, execution_id, task_id, name, input) rows, in ID order."""
+    return [
+        ActivityWorkItem(r[1], r[2], r[3], r[4], r[5], id=r[0], dequeue_count=1)
+        for r in sorted(rows)
+    ]
+
+
 def _readable(fd: int) -> bool:
     if hasattr(select, "poll"):
         poller = select.poll()
@@ -561,7 +570,7 @@ class PostgresStore(Listeners):
 
     def enqueue_if(self, message: Message, allowed: frozenset[Status]) -> Status | None:
         status = self._messages.submit((message, allowed))
-        if status is not None and status in allowed:
+        if status in allowed:
             self._changed()
         return status
 
@@ -570,9 +579,9 @@ class PostgresStore(Listeners):
     ) -> list[Status | None]:
         """Commit the messages of concurrent ``enqueue_if`` calls in one statement.
 
-        Several messages' share locks (taken in ID order) can still close a cycle with a checkpoint
-        updating several of the same instances; the server then aborts one of the two,
-        and an aborted statement committed nothing, so it runs again."""
+        The share locks of several messages (taken in ID order) can still close a cycle
+        with a checkpoint updating several of the same instances; the server then aborts
+        one of the two, and an aborted statement committed nothing, so it runs again."""
         if len(requests) == 1:
             message, allowed = requests[0]
             rows = self._write(
@@ -871,11 +880,7 @@ class PostgresStore(Listeners):
             result: tuple[list[str], psycopg.Cursor[tuple[Any, ...]] | None],
         ) -> tuple[list[str], list[ActivityWorkItem]]:
             lost, cursor = result
-            rows = sorted(_rows(cursor)) if cursor is not None else []
-            return lost, [
-                ActivityWorkItem(r[1], r[2], r[3], r[4], r[5], id=r[0], dequeue_count=1)
-                for r in rows
-            ]
+            return lost, _taken(_rows(cursor) if cursor is not None else [])
 
         def plain(conn: Conn) -> Cursor:
             query, params = one_statement(
@@ -885,11 +890,8 @@ class PostgresStore(Listeners):
             return conn.execute(query, params)
 
         def plain_then(cursor: Cursor) -> tuple[list[str], list[ActivityWorkItem]]:
-            rows = sorted(r for r in cursor.fetchall() if len(r) > 1 and r[0] is not None)
-            return [], [
-                ActivityWorkItem(r[1], r[2], r[3], r[4], r[5], id=r[0], dequeue_count=1)
-                for r in rows
-            ]
+            # One row of NULLs (or the bare fence result) when no task was taken.
+            return [], _taken([r for r in cursor.fetchall() if len(r) > 1 and r[0] is not None])
 
         # Assume every lease holds, as it nearly always does: a plain batch is then one
         # statement, any other one pipelined transaction. perdure.fence aborts either if
