@@ -18,13 +18,19 @@ Res = TypeVar("Res")
 
 
 class _Slot(Generic[Req, Res]):
-    __slots__ = ("done", "error", "request", "result")
+    """One caller's request; ``wake`` is held until the caller may go on (its request
+    is settled, or it is to lead the next batch), so each caller is woken once, alone."""
+
+    __slots__ = ("done", "error", "lead", "request", "result", "wake")
 
     def __init__(self, request: Req) -> None:
         self.request = request
         self.done = False
+        self.lead = False
         self.result: Res | None = None
         self.error: BaseException | None = None
+        self.wake = threading.Lock()
+        self.wake.acquire()
 
 
 class GroupCommit(Generic[Req, Res]):
@@ -57,7 +63,7 @@ class GroupCommit(Generic[Req, Res]):
         self._alone = alone
         self._alone_if = alone_if
         self._max_batch = max_batch
-        self._cond = threading.Condition()
+        self._lock = threading.Lock()
         self._queue: list[_Slot[Req, Res]] = []
         self._running = False
         self.batches = 0  # batches written, and the requests in them: for tests and stats
@@ -65,28 +71,41 @@ class GroupCommit(Generic[Req, Res]):
 
     def submit(self, request: Req) -> Res:
         slot: _Slot[Req, Res] = _Slot(request)
-        with self._cond:
+        with self._lock:
             self._queue.append(slot)
-            while self._running and not slot.done:
-                self._cond.wait()
-            if not slot.done:
-                # No batch in flight: this caller writes everything queued (its own first
-                # in line, or behind those who queued while the last batch ran).
-                self._running = True
-                batch, self._queue = (
-                    self._queue[: self._max_batch],
-                    self._queue[self._max_batch :],
-                )
-        if not slot.done:
+            lead = not self._running
+            self._running = True
+        if not lead:
+            slot.wake.acquire()  # released once: settled, or made the next batch's leader
+            lead = slot.lead
+        if lead:
+            # This caller writes everything queued (its own request first in line, or
+            # behind those who queued while the last batch ran).
+            with self._lock:
+                batch = self._queue[: self._max_batch]
+                del self._queue[: self._max_batch]
             try:
                 self._run(batch)
             finally:
-                with self._cond:
-                    self._running = False
-                    self._cond.notify_all()
+                self._hand_over(batch)
         if slot.error is not None:
             raise slot.error
         return slot.result  # type: ignore[return-value]
+
+    def _hand_over(self, batch: list[_Slot[Req, Res]]) -> None:
+        """Make the first queued caller the next leader (or stop running), then wake the
+        callers of ``batch``: the next write starts before this batch's callers resume."""
+        with self._lock:
+            if self._queue:
+                nxt = self._queue[0]
+                nxt.lead = True
+                nxt.wake.release()
+            else:
+                self._running = False
+        for s in batch:
+            s.done = True
+            if s.wake.locked() and not s.lead:
+                s.wake.release()
 
     def _run(self, batch: list[_Slot[Req, Res]]) -> None:
         """Write ``batch``, and settle each of its slots (a result or an error)."""
@@ -114,6 +133,3 @@ class GroupCommit(Generic[Req, Res]):
                 s.result = r
         self.batches += 1
         self.requests += len(batch)
-        with self._cond:
-            for s in batch:
-                s.done = True

@@ -49,6 +49,60 @@ def test_callers_arriving_during_a_batch_share_the_next_one_in_arrival_order() -
     assert (group.batches, group.requests) == (2, 4)
 
 
+def test_a_queue_longer_than_max_batch_is_written_in_several_batches_in_order() -> None:
+    release = threading.Event()
+    seen: list[list[int]] = []
+
+    def write(reqs: list[int]) -> list[int]:
+        seen.append(list(reqs))
+        if reqs == [0]:
+            release.wait(5)
+        return [r * 10 for r in reqs]
+
+    group = GroupCommit(write, max_batch=2)
+    results: dict[int, int] = {}
+    threads = [threading.Thread(target=lambda n=n: results.update({n: group.submit(n)}))
+               for n in range(6)]
+    threads[0].start()
+    while not seen:
+        time.sleep(0.001)
+    for i, t in enumerate(threads[1:], start=1):
+        t.start()
+        while len(group._queue) < i:
+            time.sleep(0.001)
+    release.set()
+    for t in threads:
+        t.join(5)
+    assert not any(t.is_alive() for t in threads)
+    assert results == {n: n * 10 for n in range(6)}
+    assert seen == [[0], [1, 2], [3, 4], [5]]
+
+
+def test_many_threads_each_get_their_own_result_and_the_group_goes_idle() -> None:
+    def write(reqs: list[tuple[int, int]]) -> list[tuple[int, int]]:
+        time.sleep(0.0005)  # a commit's latency, so callers pile up behind it
+        return [(t, i * 2) for t, i in reqs]
+
+    group = GroupCommit(write, max_batch=7)
+    wrong: list[str] = []
+
+    def caller(t: int) -> None:
+        for i in range(200):
+            if group.submit((t, i)) != (t, i * 2):
+                wrong.append(f"thread {t} request {i}")
+
+    threads = [threading.Thread(target=caller, args=(t,)) for t in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert not any(t.is_alive() for t in threads)
+    assert wrong == []
+    assert group.requests == 16 * 200
+    assert group.batches < group.requests  # callers did share batches
+    assert (group._running, group._queue) == (False, [])
+
+
 def test_a_failed_batch_fails_every_caller_in_it() -> None:
     def write(reqs: list[int]) -> list[int]:
         raise ConnectionError("lost")

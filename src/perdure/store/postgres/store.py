@@ -197,6 +197,17 @@ def _taken(rows: list[tuple[Any, ...]]) -> list[ActivityWorkItem]:
     ]
 
 
+def _roll_back(conn: Conn) -> None:
+    """End a transaction that failed part-way, so its connection goes back to the pool
+    clean (a broken connection is left to the pool to discard)."""
+    if conn.closed or conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        pass  # the connection is broken: the pool checks and drops it
+
+
 def _readable(fd: int) -> bool:
     if hasattr(select, "poll"):
         poller = select.poll()
@@ -318,7 +329,8 @@ class PostgresStore(Listeners):
 
         ``durable=False`` commits without waiting for the WAL flush. Only for changes that
         are safe to lose in a server crash: leases (a lost lease fails its holder's fenced
-        commit, and any later durable commit flushes the earlier ones anyway).
+        commit) and activity results (a lost one runs its activity again); any later
+        durable commit flushes the earlier ones anyway.
 
         A connection error is retried when it provably committed nothing: raised before
         COMMIT was sent, or by an autocommit body whose statements are all idempotent.
@@ -354,13 +366,20 @@ class PostgresStore(Listeners):
                                 raise psycopg.OperationalError("the server closed the connection")
                             committing = True  # the statement is its own COMMIT
                         return then(body(conn))
-                    with conn.pipeline():
-                        with conn.transaction():
+                    # BEGIN and COMMIT go out as plain pipelined statements: one sync
+                    # for the whole transaction (a transaction block would add more).
+                    try:
+                        with conn.pipeline():
+                            conn.execute("BEGIN")
                             if not durable:
                                 conn.execute("SET LOCAL synchronous_commit = off")
                             result = body(conn)
                             committing = True
-                        return then(result)
+                            conn.execute("COMMIT")
+                            return then(result)
+                    except BaseException:
+                        _roll_back(conn)
+                        raise
             except psycopg.OperationalError as exc:
                 if committing or attempt == _RETRIES:
                     raise
@@ -788,7 +807,10 @@ class PostgresStore(Listeners):
         def then(cursors: tuple[Cursor, Cursor]) -> tuple[int, list[OrchestrationWorkItem]]:
             return _accepted(cursors[0]), _work_items(cursors[1])
 
-        accepted, items = self._run_then(body, then)  # durable: it acknowledges results
+        # Not durable: a result lost in a server crash leaves its task to run again
+        # (activities are at-least-once), and the next durable commit, the checkpoint
+        # that consumes it, flushes this one first.
+        accepted, items = self._run_then(body, then, durable=False)
         if accepted:
             self._changed()
         return accepted, items
