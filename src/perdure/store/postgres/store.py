@@ -197,6 +197,16 @@ def _taken(rows: list[tuple[Any, ...]]) -> list[ActivityWorkItem]:
     ]
 
 
+def _configure(conn: Conn) -> None:
+    """Session settings for each pooled connection.
+
+    Generic plans: the store's statements are few, prepared, and pick rows by key, so one
+    plan serves every execution. By default the server plans each execution anew (the
+    unnest() parameters make a custom plan look cheaper), and for the checkpoint that
+    planning cost more than running the statement."""
+    conn.execute("SET plan_cache_mode = force_generic_plan")
+
+
 def _roll_back(conn: Conn) -> None:
     """End a transaction that failed part-way, so its connection goes back to the pool
     clean (a broken connection is left to the pool to discard)."""
@@ -268,6 +278,7 @@ class PostgresStore(Listeners):
             timeout=timeout,
             open=False,
             kwargs={"autocommit": True, "connect_timeout": 10},
+            configure=_configure,
             name=f"perdure-{hub}",
         )
         self._pool.open(wait=False)
