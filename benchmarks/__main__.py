@@ -33,7 +33,7 @@ Stats = dict[str, float]
 Figures = dict[str, Stats]
 
 # Words marking a figure where lower is better (everything else: higher is better).
-LOWER_IS_BETTER = {"ms", "MB", "seconds", "KB", "ratio", "late"}
+LOWER_IS_BETTER = {"ms", "MB", "seconds", "KB", "ratio", "late", "%"}
 
 
 @dataclass

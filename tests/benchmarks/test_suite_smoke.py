@@ -34,3 +34,13 @@ def test_smoke_run_writes_json(tmp_path: Path) -> None:
         for key, value in stats.items():
             assert set(value) == {"median", "min", "max", "runs"}, (name, key)
             assert value["min"] <= value["median"] <= value["max"], (name, key)
+
+
+def test_better_reads_the_figure_direction() -> None:
+    sys.path.insert(0, str(ROOT))
+    from benchmarks.__main__ import _better
+
+    assert _better("steps/s", 2.0) == "perdure 2.0x"  # higher is better
+    assert _better("p99 ms", 2.0) == "dbos 2.0x"  # lower is better
+    assert _better("worker CPU % while waiting", 0.5) == "perdure 2.0x"
+    assert _better("worker peak RSS MB", 4.0) == "dbos 4.0x"

@@ -57,6 +57,33 @@ def test_fetch_serves_the_oldest_waiting_message_first(store: Store) -> None:
     assert [i.instance.instance_id for i in items] == ["z", "x"]
 
 
+def test_a_backlog_is_served_in_order_each_instance_once(store: Store) -> None:
+    # More waiting instances than one fetch looks at: batch after batch, oldest first.
+    names = [f"i{i:04}" for i in range(700)]
+    for name in names:
+        create(store, name)
+    served: list[str] = []
+    while batch := store.fetch_orchestration_work("w", at(), 100, 30):
+        assert len(batch) == 100 or len(served) + len(batch) == len(names)
+        served += [item.instance.instance_id for item in batch]
+    assert served == names
+
+
+def test_fetch_reaches_past_the_messages_of_a_leased_instance(store: Store) -> None:
+    # The oldest few hundred visible messages all belong to an instance another worker
+    # holds; an instance waiting behind them is still found.
+    create(store, "hot")
+    assert list(lease(store, "A", limit=1)) == ["hot"]
+    for _ in range(300):
+        store.enqueue_if(Message("hot", raised()), ACTIVE_STATUSES)
+    create(store, "cold")
+    assert list(lease(store, "B", limit=1)) == ["cold"]
+    # Once released, the hot instance comes with every message it has.
+    store.release_instances("A", ["hot"])
+    hot = lease(store, "C", limit=1)["hot"]
+    assert len(hot.messages) == 301
+
+
 def test_checkpoint_writes_history_tasks_messages_and_releases_the_lease(store: Store) -> None:
     create(store, "a")
     create(store, "b")

@@ -65,6 +65,12 @@ _MIGRATION_LOCK = 0x70657264757265  # "perdure"
 _RETRIES = 3  # extra attempts after a connection error that provably committed nothing
 _PURGE_BATCH = 500
 
+
+def _fetch_window(limit: int) -> int:
+    """How many of the oldest visible messages one fetch looks at (see _fetch_tx)."""
+    return max(256, 4 * limit)
+
+
 # Client messages (raise_event, signal_entity) are one autocommit statement per batch
 # (see perdure.store.group): one round trip and one WAL flush for however many concurrent
 # callers queued. FOR SHARE keeps each status read from changing (a checkpoint waits)
@@ -188,6 +194,15 @@ def _work_items(cursor: Cursor) -> list[OrchestrationWorkItem]:
     return list(items.values())
 
 
+def _fetched(
+    cursors: tuple[Cursor, Cursor], limit: int
+) -> tuple[list[OrchestrationWorkItem], bool]:
+    """The windowed fetch's work items, and whether it came up short: fewer instances
+    than ``limit`` leased while its window was full, so more may wait beyond it."""
+    leased, scanned = cursors[0].fetchone() or (0, 0)
+    return _work_items(cursors[1]), leased < limit and scanned == _fetch_window(limit)
+
+
 def _taken(rows: list[tuple[Any, ...]]) -> list[ActivityWorkItem]:
     """Activity tasks a checkpoint commit leased to its worker, from their
     (id, instance_id, execution_id, task_id, name, input) rows, in ID order."""
@@ -200,11 +215,12 @@ def _taken(rows: list[tuple[Any, ...]]) -> list[ActivityWorkItem]:
 def _configure(conn: Conn) -> None:
     """Session settings for each pooled connection.
 
-    Generic plans: the store's statements are few, prepared, and pick rows by key, so one
-    plan serves every execution. By default the server plans each execution anew (the
-    unnest() parameters make a custom plan look cheaper), and for the checkpoint that
-    planning cost more than running the statement."""
-    conn.execute("SET plan_cache_mode = force_generic_plan")
+    Custom plans, always: the store's queue tables swing between empty and many thousand
+    rows, and a generic plan is made once per connection, from the sizes of that moment.
+    Left to choose, the server picks generic plans while the tables are small (a fresh
+    database, an idle worker) and keeps them when the tables grow: plans that scan every
+    row of a hub, hundreds of times slower. A custom plan sees the current sizes."""
+    conn.execute("SET plan_cache_mode = force_custom_plan")
 
 
 def _roll_back(conn: Conn) -> None:
@@ -793,11 +809,35 @@ class PostgresStore(Listeners):
         self, owner: str, now: datetime, limit: int, lease_seconds: float
     ) -> list[OrchestrationWorkItem]:
         visible = now.timestamp()
-        return self._run_then(
+        items, short = self._run_then(
             lambda conn: self._fetch_tx(conn, owner, visible, limit, lease_seconds),
-            _work_items,
+            lambda cursors: _fetched(cursors, limit),
             durable=False,
         )
+        return self._fetch_beyond_window(owner, visible, limit, lease_seconds, items, short)
+
+    def _fetch_beyond_window(
+        self,
+        owner: str,
+        visible: float,
+        limit: int,
+        lease_seconds: float,
+        items: list[OrchestrationWorkItem],
+        short: bool,
+    ) -> list[OrchestrationWorkItem]:
+        """When the windowed fetch came up short (its window held messages of instances
+        leased elsewhere, or of few instances), look at every visible message once, so
+        that no waiting instance is passed over while work remains."""
+        if not short:
+            return items
+        more = self._run_then(
+            lambda conn: self._fetch_tx(
+                conn, owner, visible, limit - len(items), lease_seconds, window=False
+            ),
+            lambda cursors: _work_items(cursors[1]),
+            durable=False,
+        )
+        return items + more
 
     def complete_and_fetch(
         self,
@@ -811,44 +851,76 @@ class PostgresStore(Listeners):
             return 0, self.fetch_orchestration_work(owner, now, limit, lease_seconds)
         visible = now.timestamp()
 
-        def body(conn: Conn) -> tuple[Cursor, Cursor]:
+        def body(conn: Conn) -> tuple[Cursor, tuple[Cursor, Cursor]]:
             done = self._complete_tx(conn, owner, results, visible)
             return done, self._fetch_tx(conn, owner, visible, limit, lease_seconds)
 
-        def then(cursors: tuple[Cursor, Cursor]) -> tuple[int, list[OrchestrationWorkItem]]:
-            return _accepted(cursors[0]), _work_items(cursors[1])
+        def then(
+            cursors: tuple[Cursor, tuple[Cursor, Cursor]],
+        ) -> tuple[int, tuple[list[OrchestrationWorkItem], bool]]:
+            return _accepted(cursors[0]), _fetched(cursors[1], limit)
 
         # Not durable: a result lost in a server crash leaves its task to run again
         # (activities are at-least-once), and the next durable commit, the checkpoint
         # that consumes it, flushes this one first.
-        accepted, items = self._run_then(body, then, durable=False)
+        accepted, (items, short) = self._run_then(body, then, durable=False)
         if accepted:
             self._changed()
-        return accepted, items
+        return accepted, self._fetch_beyond_window(
+            owner, visible, limit, lease_seconds, items, short
+        )
 
     def _fetch_tx(
-        self, conn: Conn, owner: str, visible: float, limit: int, lease_seconds: float
-    ) -> Cursor:
+        self,
+        conn: Conn,
+        owner: str,
+        visible: float,
+        limit: int,
+        lease_seconds: float,
+        *,
+        window: bool = True,
+    ) -> tuple[Cursor, Cursor]:
+        """Queue the two fetch statements: lease up to ``limit`` instances with visible
+        messages, then read the leased rows. The lease statement yields (instances
+        leased, inbox rows scanned); see :func:`_window_short`."""
         hub = self.hub
         # Oldest waiting message first; rows another worker is leasing right now are
         # skipped, not waited for. The lease re-check on the locked row version keeps
-        # a just-leased instance out.
-        conn.execute(
-            "WITH cand AS (SELECT i.instance_id FROM perdure.instances i"
-            " JOIN (SELECT instance_id, min(id) AS first_id FROM perdure.inbox"
-            " WHERE hub = %s AND visible_at <= %s GROUP BY instance_id) m"
-            " ON m.instance_id = i.instance_id"
+        # a just-leased instance out. With ``window`` only the oldest few hundred
+        # visible messages are looked at, so a backlog of many thousands (timers all
+        # due at once, a burst of events) costs each fetch the same, not O(backlog).
+        if window:
+            due = (
+                "w AS (SELECT instance_id, id FROM perdure.inbox"
+                " WHERE hub = %s AND visible_at <= %s ORDER BY visible_at, id LIMIT %s),"
+                " m AS (SELECT instance_id, min(id) AS first_id FROM w GROUP BY instance_id)"
+            )
+            params: list[Any] = [hub, visible, _fetch_window(limit)]
+            scanned = "(SELECT count(*) FROM w)"
+        else:
+            due = (
+                "m AS (SELECT instance_id, min(id) AS first_id FROM perdure.inbox"
+                " WHERE hub = %s AND visible_at <= %s GROUP BY instance_id)"
+            )
+            params = [hub, visible]
+            scanned = "NULL::bigint"
+        lease = conn.execute(
+            f"WITH {due},"
+            " cand AS (SELECT i.instance_id FROM perdure.instances i"
+            " JOIN m ON m.instance_id = i.instance_id"
             f" WHERE i.hub = %s AND i.lock_expires < {_NOW}"
-            " ORDER BY m.first_id LIMIT %s FOR UPDATE OF i SKIP LOCKED)"
-            f" UPDATE perdure.instances i SET lock_owner = %s, lock_expires = {_NOW} + %s"
-            " FROM cand WHERE i.hub = %s AND i.instance_id = cand.instance_id",
-            (hub, visible, hub, limit, owner, lease_seconds, hub),
+            " ORDER BY m.first_id LIMIT %s FOR UPDATE OF i SKIP LOCKED),"
+            f" leased AS (UPDATE perdure.instances i SET lock_owner = %s,"
+            f" lock_expires = {_NOW} + %s"
+            " FROM cand WHERE i.hub = %s AND i.instance_id = cand.instance_id RETURNING 1)"
+            f" SELECT (SELECT count(*) FROM leased), {scanned}",
+            (*params, hub, limit, owner, lease_seconds, hub),
         )
         # A second statement on purpose: it takes a fresh snapshot, so it cannot see
         # messages that the previous lease holder consumed and committed while the
         # statement above ran. now() is fixed for the transaction, so the expiry
         # just written picks out exactly the rows this transaction leased.
-        return conn.execute(
+        rows = conn.execute(
             f"SELECT {', '.join('i.' + c for c in _INSTANCE_COLUMNS.split(', '))},"
             " m.id, m.execution_id, m.event_type, m.data FROM perdure.instances i"
             " LEFT JOIN perdure.inbox m ON m.hub = i.hub AND m.instance_id = i.instance_id"
@@ -857,6 +929,7 @@ class PostgresStore(Listeners):
             " ORDER BY m.id",
             (visible, hub, owner, lease_seconds),
         )
+        return lease, rows
 
     def load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:
         rows = self._statement(
