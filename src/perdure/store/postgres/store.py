@@ -215,12 +215,14 @@ def _taken(rows: list[tuple[Any, ...]]) -> list[ActivityWorkItem]:
 def _configure(conn: Conn) -> None:
     """Session settings for each pooled connection.
 
-    Custom plans, always: the store's queue tables swing between empty and many thousand
-    rows, and a generic plan is made once per connection, from the sizes of that moment.
-    Left to choose, the server picks generic plans while the tables are small (a fresh
-    database, an idle worker) and keeps them when the tables grow: plans that scan every
-    row of a hub, hundreds of times slower. A custom plan sees the current sizes."""
-    conn.execute("SET plan_cache_mode = force_custom_plan")
+    Generic plans for prepared statements: most of the store's statements pick rows by
+    key, one plan serves every execution, and planning the checkpoint statement anew
+    each time cost more than running it. The fetches that scan a queue table (visible
+    messages, ready tasks) run unprepared instead, so each gets a custom plan from the
+    tables' current sizes: those tables swing between empty and many thousands of rows,
+    and a plan made while they were small (a fresh database, an idle worker) walks every
+    row of a hub once they have grown, hundreds of times slower."""
+    conn.execute("SET plan_cache_mode = force_generic_plan")
 
 
 def _roll_back(conn: Conn) -> None:
@@ -915,6 +917,7 @@ class PostgresStore(Listeners):
             " FROM cand WHERE i.hub = %s AND i.instance_id = cand.instance_id RETURNING 1)"
             f" SELECT (SELECT count(*) FROM leased), {scanned}",
             (*params, hub, limit, owner, lease_seconds, hub),
+            prepare=False,  # a custom plan: see _configure
         )
         # A second statement on purpose: it takes a fresh snapshot, so it cannot see
         # messages that the previous lease holder consumed and committed while the
@@ -928,6 +931,7 @@ class PostgresStore(Listeners):
             f" WHERE i.hub = %s AND i.lock_owner = %s AND i.lock_expires = {_NOW} + %s"
             " ORDER BY m.id",
             (visible, hub, owner, lease_seconds),
+            prepare=False,
         )
         return lease, rows
 
@@ -1171,6 +1175,7 @@ class PostgresStore(Listeners):
                 " RETURNING t.id, t.instance_id, t.execution_id, t.task_id, t.name, t.input,"
                 " t.dequeue_count",
                 (hub, limit, owner, lease_seconds),
+                prepare=False,  # a custom plan: see _configure
             ),
             _rows,
             durable=False,
