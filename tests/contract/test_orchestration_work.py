@@ -84,6 +84,19 @@ def test_fetch_reaches_past_the_messages_of_a_leased_instance(store: Store) -> N
     assert len(hot.messages) == 301
 
 
+def test_a_window_of_one_instances_messages_serves_it_then_the_next(store: Store) -> None:
+    # The window is all one free instance's messages: it comes whole, and the instance
+    # behind it comes with it or, once those messages are consumed, next.
+    create(store, "hot")
+    for _ in range(300):
+        store.enqueue_if(Message("hot", raised()), ACTIVE_STATUSES)
+    create(store, "cold")
+    first = lease(store, "A", limit=2)
+    assert len(first["hot"].messages) == 301
+    assert store.commit_checkpoints("A", [checkpoint(first["hot"])], at()) == []
+    assert "cold" in first or "cold" in lease(store, "A", limit=2)
+
+
 def test_checkpoint_writes_history_tasks_messages_and_releases_the_lease(store: Store) -> None:
     create(store, "a")
     create(store, "b")

@@ -197,10 +197,14 @@ def _work_items(cursor: Cursor) -> list[OrchestrationWorkItem]:
 def _fetched(
     cursors: tuple[Cursor, Cursor], limit: int
 ) -> tuple[list[OrchestrationWorkItem], bool]:
-    """The windowed fetch's work items, and whether it came up short: fewer instances
-    than ``limit`` leased while its window was full, so more may wait beyond it."""
-    leased, scanned = cursors[0].fetchone() or (0, 0)
-    return _work_items(cursors[1]), leased < limit and scanned == _fetch_window(limit)
+    """The windowed fetch's work items, and whether it came up short: its window was
+    full, yet held instances it could not lease (others hold them) and fewer than
+    ``limit`` were leased, so work beyond the window may be passed over. A window full
+    of messages for the instances it did lease is not short: their messages are all
+    consumed with them, and the next fetch sees past them."""
+    leased, scanned, seen = cursors[0].fetchone() or (0, 0, 0)
+    short = leased < limit and seen > leased and scanned == _fetch_window(limit)
+    return _work_items(cursors[1]), short
 
 
 def _taken(rows: list[tuple[Any, ...]]) -> list[ActivityWorkItem]:
@@ -884,7 +888,7 @@ class PostgresStore(Listeners):
     ) -> tuple[Cursor, Cursor]:
         """Queue the two fetch statements: lease up to ``limit`` instances with visible
         messages, then read the leased rows. The lease statement yields (instances
-        leased, inbox rows scanned); see :func:`_window_short`."""
+        leased, inbox rows in the window, instances in the window); see :func:`_fetched`."""
         hub = self.hub
         # Oldest waiting message first; rows another worker is leasing right now are
         # skipped, not waited for. The lease re-check on the locked row version keeps
@@ -898,14 +902,14 @@ class PostgresStore(Listeners):
                 " m AS (SELECT instance_id, min(id) AS first_id FROM w GROUP BY instance_id)"
             )
             params: list[Any] = [hub, visible, _fetch_window(limit)]
-            scanned = "(SELECT count(*) FROM w)"
+            scanned = "(SELECT count(*) FROM w), (SELECT count(*) FROM m)"
         else:
             due = (
                 "m AS (SELECT instance_id, min(id) AS first_id FROM perdure.inbox"
                 " WHERE hub = %s AND visible_at <= %s GROUP BY instance_id)"
             )
             params = [hub, visible]
-            scanned = "NULL::bigint"
+            scanned = "NULL::bigint, NULL::bigint"
         lease = conn.execute(
             f"WITH {due},"
             " cand AS (SELECT i.instance_id FROM perdure.instances i"
