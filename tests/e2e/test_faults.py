@@ -55,7 +55,7 @@ import sqlite3, sys, time
 conn = sqlite3.connect(sys.argv[1], isolation_level=None)
 conn.execute("BEGIN EXCLUSIVE")
 print("locked", flush=True)
-time.sleep(float(sys.argv[2]))
+sys.stdin.readline()  # held until the test says so: a busy machine cannot outlast it
 conn.execute("ROLLBACK")
 """
 
@@ -77,19 +77,24 @@ def test_a_lock_held_by_another_process_under_load_times_out_cleanly_then_work_r
             deadline = time.monotonic() + 30
             while len(_lines(log)) < 20 and time.monotonic() < deadline:
                 time.sleep(0.01)
-            blocker = subprocess.Popen(
-                [sys.executable, "-c", _HOLD_LOCK, str(db), "3"],
+            with subprocess.Popen(
+                [sys.executable, "-c", _HOLD_LOCK, str(db)],
+                stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
-            )
-            assert blocker.stdout is not None and blocker.stdout.readline().strip() == "locked"
-            at_lock = len(_lines(log))
-            with pytest.raises(perdure.TimeoutError, match="stayed locked by another process"):
-                client.start_new("chain", "refused", [0, 1])
-            with pytest.raises(perdure.TimeoutError, match="nothing was changed"):
-                client.raise_event("nobody-cares", "go", 1)
-            assert blocker.wait(timeout=30) == 0
-            blocker.stdout.close()
+            ) as blocker:
+                assert blocker.stdin is not None and blocker.stdout is not None
+                try:
+                    assert blocker.stdout.readline().strip() == "locked"
+                    at_lock = len(_lines(log))
+                    with pytest.raises(perdure.TimeoutError, match="stayed locked by another"):
+                        client.start_new("chain", "refused", [0, 1])
+                    with pytest.raises(perdure.TimeoutError, match="nothing was changed"):
+                        client.raise_event("nobody-cares", "go", 1)
+                finally:
+                    blocker.stdin.write("release\n")
+                    blocker.stdin.flush()
+                assert blocker.wait(timeout=30) == 0
             assert client.get_status("refused") is None  # the refused start changed nothing
             outputs = {
                 iid: client.wait_for_completion(iid, timeout=60, poll_interval=0.05).output

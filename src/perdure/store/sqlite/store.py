@@ -109,7 +109,7 @@ def _locked_error(exc: sqlite3.OperationalError, path: str) -> Exception:
     if "locked" in str(exc) or "busy" in str(exc):
         return TimeoutError(
             f"the SQLite store {path!r} stayed locked by another process for more than "
-            f"{_BUSY_TIMEOUT_MS // 1000} s; nothing was changed"
+            f"{_BUSY_TIMEOUT_MS / 1000:g} s; nothing was changed"
         )
     if "full" in str(exc):
         return PerdureError(
