@@ -110,6 +110,13 @@ class Checkpoint:
 
     The fence: the instance row must still be leased by this owner and still be at
     ``execution_id`` / ``history_length``; otherwise nothing of the checkpoint is written.
+
+    ``claim``: the episode ran on a live in-memory runtime without fetching, so the fence
+    also accepts an instance nobody holds a lease on (still at that position).
+    ``finished_tasks``: activity tasks (row ids) whose results the episode consumed
+    straight from this worker, without the inbox; each must still be leased by this
+    owner, and is deleted with the checkpoint. A checkpoint whose fence fails is lost as
+    a whole, and its results can take the usual path.
     """
 
     instance_id: str
@@ -126,6 +133,8 @@ class Checkpoint:
     tasks: list[ActivityTask] = field(default_factory=list)
     messages: list[Message] = field(default_factory=list)
     sub_orchestrations: list[SubOrchestrationStart] = field(default_factory=list)
+    claim: bool = False
+    finished_tasks: list[int] = field(default_factory=list)
 
 
 @dataclass

@@ -42,6 +42,17 @@ class RuntimeCache:
             and entry[1].history_length == history_length
         )
 
+    def live(self, instance_id: str, execution_id: str) -> OrchestrationRuntime | None:
+        """The cached runtime of this execution, whatever its history length (a claim's
+        fence checks that against the store), without counting or reordering."""
+        entry = self._items.get(instance_id)
+        return entry[1] if entry is not None and entry[0] == execution_id else None
+
+    def take(self, instance_id: str) -> tuple[str, OrchestrationRuntime]:
+        """Remove and return an entry known to be there (see :meth:`live`)."""
+        self.hits += 1
+        return self._items.pop(instance_id)
+
     def put(self, instance_id: str, execution_id: str, runtime: OrchestrationRuntime) -> None:
         if self.capacity <= 0 or runtime.is_finished:
             return

@@ -6,6 +6,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from perdure.entities.executor import EntityRecord, run_entity_batch
@@ -93,38 +94,60 @@ class OrchestrationDispatcher:
         self.on_results_committed: Callable[[list[ActivityResult]], None] = lambda r: None
         self.on_results_failed: Callable[[list[ActivityResult]], None] = lambda r: None
 
-    def tick(self) -> int:
-        """Process one batch; return how many instances (and activity results) it handled."""
+    def tick(self, fetch: bool = True) -> int:
+        """Process one batch; return how many instances (and activity results) it handled.
+
+        Results of this worker's activities whose orchestration is live in the cache skip
+        the inbox: the next episode runs on them at once and its checkpoint claims the
+        instance and deletes their tasks, one transaction per step instead of two. The
+        store is asked for work when ``fetch`` (something may be waiting there) or when
+        some results need the usual path."""
         now = self.clock.now()
-        results = self.take_results()
-        try:
-            _, items = self.store.complete_and_fetch(
-                self.owner, results, now, self.batch_size, self.lease_seconds
-            )
-        except Exception:
-            self.on_results_failed(results)
-            raise
-        if results:
-            self.on_results_committed(results)
+        live, results = self._split_live(self.take_results())
+        items: list[OrchestrationWorkItem] = []
+        if fetch or results:
+            try:
+                _, items = self.store.complete_and_fetch(
+                    self.owner, results, now, self.batch_size, self.lease_seconds
+                )
+            except Exception:
+                self.on_results_failed(results + [r for rs in live.values() for r in rs])
+                raise
+            if results:
+                self.on_results_committed(results)
         self.fetched_full = len(items) >= self.batch_size
-        if not items:
+        if not items and not live:
             return len(results)
         checkpoints: list[Checkpoint] = []
         runtimes: dict[str, tuple[str, OrchestrationRuntime]] = {}
         histories = self._load_replays(items)
-        for item in items:
+        fetched = {item.instance.instance_id for item in items}
+        work: list[tuple[str, Callable[[], tuple[Checkpoint, OrchestrationRuntime | None]]]]
+        work = [
+            (i.instance.instance_id, partial(self._process, i, now, histories,
+                                              live.get(i.instance.instance_id)))
+            for i in items
+        ]
+        work += [
+            (iid, partial(self._claim, iid, rs, now)) for iid, rs in live.items()
+            if iid not in fetched
+        ]
+        for instance_id, episode in work:
             started = time.perf_counter()
             try:
-                cp, runtime = self._process(item, now, histories)
+                cp, runtime = episode()
             except Exception:  # an engine bug must not stop the loop; lease expiry retries it
-                log.exception("episode of %s failed", item.instance.instance_id)
-                self.cache.discard(item.instance.instance_id)
-                self.store.release_instances(self.owner, [item.instance.instance_id])
+                log.exception("episode of %s failed", instance_id)
+                self.cache.discard(instance_id)
+                self.store.release_instances(self.owner, [instance_id])
+                if instance_id in live:
+                    self.on_results_failed(live.pop(instance_id))
                 continue
             checkpoints.append(cp)
             if runtime is not None:
                 runtimes[cp.instance_id] = (cp.execution_id, runtime)
             steps.episode_done(cp, time.perf_counter() - started)
+        consumed = {cp.instance_id for cp in checkpoints if cp.finished_tasks}
         spans = tracing.pending_spans(self.store, checkpoints)
         scheduled = sum(len(cp.tasks) for cp in checkpoints)
         take = min(scheduled, self.task_slots()) if scheduled else 0
@@ -134,6 +157,7 @@ class OrchestrationDispatcher:
             )
             lost = set(lost_ids)
         except Exception:
+            self.on_results_failed([r for iid in consumed for r in live[iid]])
             for cp in checkpoints:
                 self.cache.discard(cp.instance_id)
             try:  # best effort: let the work be fetched again now, not after the lease expires
@@ -141,14 +165,18 @@ class OrchestrationDispatcher:
             except Exception:
                 log.debug("could not release leases after a failed commit", exc_info=True)
             raise
+        self._settle_live(live, consumed, lost, fetched)
         spans.emit(lost)
         for instance_id, (execution_id, runtime) in runtimes.items():
             if instance_id in lost:
                 self.cache.discard(instance_id)
             else:
                 self.cache.put(instance_id, execution_id, runtime)
-        if lost:
-            log.warning("lease lost for %d instance(s); their work was not committed", len(lost))
+        lost_leases = lost - (consumed - fetched)
+        if lost_leases:
+            log.warning(
+                "lease lost for %d instance(s); their work was not committed", len(lost_leases)
+            )
         committed = [cp for cp in checkpoints if cp.instance_id not in lost]
         if taken:
             self.on_tasks_taken(taken)
@@ -164,7 +192,47 @@ class OrchestrationDispatcher:
                for m in cp.messages):
             self.on_new_timers()
         self.episodes += len(checkpoints)
-        return len(items) + len(results)
+        return len(work) + len(results) + sum(len(rs) for rs in live.values())
+
+    def _split_live(
+        self, results: list[ActivityResult]
+    ) -> tuple[dict[str, list[ActivityResult]], list[ActivityResult]]:
+        """Results for orchestrations live in this worker's cache (by instance), and the
+        rest, which go through the inbox."""
+        live: dict[str, list[ActivityResult]] = {}
+        rest: list[ActivityResult] = []
+        for r in results:
+            if self.cache.live(r.item.instance_id, r.item.execution_id) is not None:
+                live.setdefault(r.item.instance_id, []).append(r)
+            else:
+                rest.append(r)
+        return live, rest
+
+    def _settle_live(
+        self,
+        live: dict[str, list[ActivityResult]],
+        consumed: set[str],
+        lost: set[str],
+        fetched: set[str],
+    ) -> None:
+        """After the commit: results whose checkpoint landed are reported; the others
+        (the instance moved on elsewhere, a task was taken over) go back, to take the
+        inbox next time (their instance is no longer cached). A fetched instance whose
+        checkpoint failed only on such a task is still ours: its lease is given back."""
+        done = [r for iid in consumed - lost for r in live[iid]]
+        again = [r for iid, rs in live.items() if iid in lost or iid not in consumed for r in rs]
+        if done:
+            self.on_results_committed(done)
+        if again:
+            for iid in {r.item.instance_id for r in again}:
+                self.cache.discard(iid)
+            self.on_results_failed(again)
+        held = sorted(lost & consumed & fetched)
+        if held:
+            try:
+                self.store.release_instances(self.owner, held)
+            except Exception:
+                log.debug("could not release leases after a refused claim", exc_info=True)
 
     def _load_replays(
         self, items: list[OrchestrationWorkItem]
@@ -193,10 +261,38 @@ class OrchestrationDispatcher:
         item: OrchestrationWorkItem,
         now: Any,
         histories: dict[str, list[ev.HistoryEvent]] | None = None,
+        extra: list[ActivityResult] | None = None,
+    ) -> tuple[Checkpoint, OrchestrationRuntime | None]:
+        cp, runtime = self._episode(item, now, histories, extra or [])
+        if extra:
+            cp.finished_tasks = [r.item.id for r in extra]
+        return cp, runtime
+
+    def _claim(
+        self, instance_id: str, extra: list[ActivityResult], now: Any
+    ) -> tuple[Checkpoint, OrchestrationRuntime | None]:
+        """An episode on a live runtime, fed this worker's own results: no fetch, no lease
+        beforehand; the checkpoint's fence claims the instance if it is still where the
+        runtime left it and nobody holds it."""
+        execution_id, runtime = self.cache.take(instance_id)
+        length = runtime.history_length
+        result = runtime.run_episode([r.event for r in extra], now)
+        cp = self._checkpoint(instance_id, execution_id, length, [], result, Status.Running)
+        cp.claim = True
+        cp.finished_tasks = [r.item.id for r in extra]
+        return cp, runtime
+
+    def _episode(
+        self,
+        item: OrchestrationWorkItem,
+        now: Any,
+        histories: dict[str, list[ev.HistoryEvent]] | None,
+        extra: list[ActivityResult],
     ) -> tuple[Checkpoint, OrchestrationRuntime | None]:
         inst = item.instance
         consumed = [m.id for m in item.messages]
         events = [m.event for m in item.messages if m.execution_id in (None, inst.execution_id)]
+        events += [r.event for r in extra if r.item.execution_id == inst.execution_id]
         keep = Checkpoint(
             instance_id=inst.instance_id,
             execution_id=inst.execution_id,

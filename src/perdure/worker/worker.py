@@ -109,6 +109,7 @@ class Worker:
         # Hints say a fetch may find work. The dispatchers raise them precisely after their
         # own commits, so a worker does not query the store for work it knows is not there.
         self._orch_hint = True
+        self._orch_results = False  # finished activities wait for the orchestration loop
         self._act_hint = True
         self._client_commits = 0
         self._orch_busy = False  # the orchestration loop is in a round
@@ -121,7 +122,7 @@ class Worker:
         self.activities.on_completed = self._wake_orchestrations
         self.orchestrations.take_results = self.activities.take_results
         self.orchestrations.on_results_committed = self._on_results_committed
-        self.orchestrations.on_results_failed = self.activities.restore
+        self.orchestrations.on_results_failed = self._on_results_returned
         self.orchestrations.on_new_tasks = self._wake_activities
         self.orchestrations.task_slots = self._task_slots
         self.orchestrations.on_tasks_taken = self.activities.accept
@@ -156,10 +157,19 @@ class Worker:
         # An idle orchestration loop commits results with its next fetch: one transaction
         # instead of two, and the orchestration sees its result in the same round. While
         # it is busy with a round (or has stopped), the activity loop reports them itself,
-        # in parallel, so a stream of results does not wait for rounds.
-        self._wake_orchestrations()
+        # in parallel, so a stream of results does not wait for rounds. A round woken only
+        # by results feeds live orchestrations without asking the store for other work.
+        self._orch_results = True
+        self._orch_wake.set()
         if self._activities_report():
             self._act_wake.set()
+
+    def _on_results_returned(self, results: list[ActivityResult]) -> None:
+        # Not committed (a failed commit, a refused claim): kept for the next round,
+        # which is due now, not at the next poll.
+        self.activities.restore(results)
+        self._orch_results = True
+        self._orch_wake.set()
 
     def _activities_report(self) -> bool:
         """Whether the activity loop commits finished results itself (see above)."""
@@ -224,13 +234,14 @@ class Worker:
         while not self._stopping.is_set():
             self._orch_wake.clear()
             hinted, self._orch_hint = self._orch_hint, False
-            if hinted:
+            results, self._orch_results = self._orch_results, False
+            if hinted or results:
                 streaming, self._client_commits = self._client_commits >= 2, 0
-                if streaming:
+                if streaming and hinted:
                     self._stopping.wait(_LINGER)
                 self._orch_busy = True
                 try:
-                    self.orchestrations.tick()
+                    self.orchestrations.tick(fetch=hinted)
                 except Exception:
                     log.exception("orchestration dispatch failed; retrying in %.2fs", backoff)
                     self._orch_hint = True

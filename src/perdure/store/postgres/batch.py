@@ -46,8 +46,8 @@ def fence_update(
     hub: str, owner: str, cps: list[Checkpoint], stamp: float
 ) -> tuple[str, list[Any]]:
     """The fenced instance UPDATE of a batch: only rows still leased by ``owner``,
-    unexpired, at the generation and history length each episode started from; RETURNING
-    the instance IDs it wrote."""
+    unexpired (or, for a claim, leased by nobody), at the generation and history length
+    each episode started from; RETURNING the instance IDs it wrote."""
     rows = []
     for cp in cps:
         new_exec = cp.new_execution
@@ -62,7 +62,7 @@ def fence_update(
             cp.custom_status, stamp if cp.status in TERMINAL_STATUSES else None, length,
             new_exec.execution_id if new_exec else cp.execution_id,
             new_exec.input if new_exec else None,
-            cp.execution_id, cp.history_length,
+            cp.execution_id, cp.history_length, cp.claim,
         ))
     sql = (
         "UPDATE perdure.instances i SET status = v.status, output = v.output,"
@@ -71,14 +71,43 @@ def fence_update(
         " execution_id = v.new_execution_id, input = COALESCE(v.new_input, i.input),"
         " lock_owner = NULL, lock_expires = 0"
         " FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],"
-        " %b::float8[], %b::int[], %b::text[], %b::text[], %b::text[], %b::int[])"
+        " %b::float8[], %b::int[], %b::text[], %b::text[], %b::text[], %b::int[], %b::bool[])"
         " AS v(instance_id, status, output, failure, custom_status, completed_at,"
-        " new_length, new_execution_id, new_input, execution_id, history_length)"
-        " WHERE i.hub = %s AND i.instance_id = v.instance_id AND i.lock_owner = %s"
-        f" AND i.lock_expires >= {NOW} AND i.execution_id = v.execution_id"
+        " new_length, new_execution_id, new_input, execution_id, history_length, claim)"
+        " WHERE i.hub = %s AND i.instance_id = v.instance_id"
+        f" AND (i.lock_owner = %s AND i.lock_expires >= {NOW}"
+        f" OR v.claim AND i.lock_expires < {NOW})"
+        " AND i.execution_id = v.execution_id"
         " AND i.history_length = v.history_length RETURNING i.instance_id"
     )
-    return sql, [stamp, *columns(rows, 11), hub, owner]
+    return sql, [stamp, *columns(rows, 12), hub, owner]
+
+
+def finished_tasks(cps: list[Checkpoint]) -> list[int]:
+    """The task rows whose results the batch consumed without the inbox."""
+    return [t for cp in cps for t in cp.finished_tasks]
+
+
+def fenced(
+    hub: str, owner: str, cps: list[Checkpoint], stamp: float
+) -> tuple[list[str], list[Any]]:
+    """The CTEs of an all-or-nothing fence: ``won`` (the fenced UPDATE), ``dt`` (the
+    finished tasks deleted, only those still leased by ``owner``) and ``f``, which
+    raises PD001 unless every instance and every task matched."""
+    fence, params = fence_update(hub, owner, cps, stamp)
+    ctes = [f"won AS ({fence})"]
+    tasks = finished_tasks(cps)
+    matched = "(SELECT count(*) FROM won)"
+    if tasks:
+        ctes.append(
+            "dt AS (DELETE FROM perdure.tasks WHERE hub = %s AND id = ANY(%b::bigint[])"
+            " AND lock_owner = %s RETURNING 1)"
+        )
+        params += [hub, tasks, owner]
+        matched += " + (SELECT count(*) FROM dt)"
+    ctes.append(f"f AS (SELECT perdure.fence(%s, {matched}) AS ok)")
+    params.append(len(cps) + len(tasks))
+    return ctes, params
 
 
 def is_plain(cps: list[Checkpoint]) -> bool:
@@ -105,12 +134,7 @@ def one_statement(
     aborts it when a lease did not hold. Its rows: the tasks leased to ``owner`` (up to
     ``take``), as (id, instance_id, execution_id, task_id, name, input), or one row of
     NULLs when it leased none."""
-    fence, params = fence_update(hub, owner, cps, stamp)
-    ctes = [
-        f"won AS ({fence})",
-        "f AS (SELECT perdure.fence(%s, (SELECT count(*) FROM won)) AS ok)",
-    ]
-    params.append(len(cps))
+    ctes, params = fenced(hub, owner, cps, stamp)
     history = [
         (cp.instance_id, cp.execution_id, cp.history_length + n, e.event_type, event_to_json(e))
         for cp in cps

@@ -41,7 +41,14 @@ from perdure.store.base import (
 from perdure.store.group import GroupCommit
 from perdure.store.listeners import Listeners
 from perdure.store.migrate import load_migrations
-from perdure.store.postgres.batch import FINISHED_DROPS, fence_update, is_plain, one_statement
+from perdure.store.postgres.batch import (
+    FINISHED_DROPS,
+    fence_update,
+    fenced,
+    finished_tasks,
+    is_plain,
+    one_statement,
+)
 from perdure.store.postgres.batch import NOW as _NOW
 from perdure.store.postgres.batch import OPTIMISM_FAILED as _OPTIMISM_FAILED
 from perdure.store.postgres.batch import columns as _columns
@@ -1040,20 +1047,40 @@ class PostgresStore(Listeners):
         holds and let ``perdure.fence`` abort the transaction if one does not, so nothing
         is read before COMMIT; else read which leases hold first and commit only those."""
         hub = self.hub
-        fence, params = fence_update(hub, owner, cps, stamp)
         if optimistic:
-            conn.execute(
-                f"WITH won AS ({fence}) SELECT perdure.fence(%s, (SELECT count(*) FROM won))",
-                [*params, len(cps)],
-            )
+            ctes, params = fenced(hub, owner, cps, stamp)
+            conn.execute(f"WITH {', '.join(ctes)} SELECT ok FROM f", params)
             lost: list[str] = []
             done = cps
         else:
-            won = {r[0] for r in conn.execute(fence, params).fetchall()}
-            lost = [cp.instance_id for cp in cps if cp.instance_id not in won]
+            task_ids = finished_tasks(cps)
+            if task_ids:
+                # Locked, so no other worker can take them between this read and COMMIT.
+                owned = {
+                    r[0]
+                    for r in conn.execute(
+                        "SELECT id FROM perdure.tasks WHERE hub = %s AND id = ANY(%b::bigint[])"
+                        " AND lock_owner = %s FOR UPDATE",
+                        (hub, task_ids, owner),
+                    ).fetchall()
+                }
+                lost = [
+                    cp.instance_id for cp in cps if not owned.issuperset(cp.finished_tasks)
+                ]
+                cps = [cp for cp in cps if owned.issuperset(cp.finished_tasks)]
+            else:
+                lost = []
+            fence, params = fence_update(hub, owner, cps, stamp)
+            won = {r[0] for r in conn.execute(fence, params).fetchall()} if cps else set()
+            lost += [cp.instance_id for cp in cps if cp.instance_id not in won]
             done = [cp for cp in cps if cp.instance_id in won]
             if not done:
                 return lost, False
+            if task_ids:
+                conn.execute(
+                    "DELETE FROM perdure.tasks WHERE hub = %s AND id = ANY(%b::bigint[])",
+                    (hub, finished_tasks(done)),
+                )
 
         reset = [
             cp.instance_id for cp in done if cp.new_execution is not None or cp.replace_history

@@ -696,8 +696,9 @@ class SqliteStore(Listeners):
     ) -> list[str]:
         hub = self.hub
         # The fence: a checkpoint is written only if its instance is still leased by this
-        # owner at the execution and history position the episode started from. Nobody
-        # else can write between this read and the updates: we hold the write lock.
+        # owner (or, for a claim, leased by nobody) at the execution and history position
+        # the episode started from, with the tasks whose results it consumed still ours.
+        # Nobody else can write between this read and the updates: we hold the write lock.
         rows: dict[str, tuple[Any, ...]] = {}
         ids = [cp.instance_id for cp in checkpoints]
         for start in range(0, len(ids), 500):
@@ -709,16 +710,17 @@ class SqliteStore(Listeners):
                 [hub, *chunk],
             ):
                 rows[row[0]] = row
+        owned = self._owned_tasks(cur, owner, [t for cp in checkpoints for t in cp.finished_tasks])
         valid: list[Checkpoint] = []
         lost: list[str] = []
         for cp in checkpoints:
             row = rows.get(cp.instance_id)
             if (
                 row is not None
-                and row[1] == owner
-                and row[2] >= wall
+                and ((row[1] == owner and row[2] >= wall) or (cp.claim and row[2] < wall))
                 and row[3] == cp.execution_id
                 and row[4] == cp.history_length
+                and all(t in owned for t in cp.finished_tasks)
             ):
                 valid.append(cp)
             else:
@@ -791,6 +793,9 @@ class SqliteStore(Listeners):
             )
         if consumed:
             cur.executemany("DELETE FROM inbox WHERE id=?", consumed)
+        finished_tasks = [(t,) for cp in valid for t in cp.finished_tasks]
+        if finished_tasks:
+            cur.executemany("DELETE FROM tasks WHERE id=?", finished_tasks)
         if finished:
             # Pending timers and results for a finished instance can never matter.
             cur.executemany(
@@ -880,11 +885,9 @@ class SqliteStore(Listeners):
             self._changed()
         return accepted
 
-    def _complete_tx(
-        self, cur: sqlite3.Cursor, owner: str, results: list[ActivityResult], stamp: float
-    ) -> int:
+    def _owned_tasks(self, cur: sqlite3.Cursor, owner: str, ids: list[int]) -> set[int]:
+        """Which of the task rows ``ids`` are still leased by ``owner``."""
         owned: set[int] = set()
-        ids = [r.item.id for r in results]
         for start in range(0, len(ids), 500):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
@@ -895,6 +898,12 @@ class SqliteStore(Listeners):
                     [*chunk, owner],
                 )
             )
+        return owned
+
+    def _complete_tx(
+        self, cur: sqlite3.Cursor, owner: str, results: list[ActivityResult], stamp: float
+    ) -> int:
+        owned = self._owned_tasks(cur, owner, [r.item.id for r in results])
         # A task no longer leased by us was taken over (or finished) by another
         # worker: its result is discarded, which is what at-least-once allows.
         done = [r for r in results if r.item.id in owned]
