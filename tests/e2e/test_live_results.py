@@ -6,16 +6,21 @@ from __future__ import annotations
 
 import threading
 import time
+import uuid
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 import perdure
-from benchmarks.chaos_check import CheckResult, check_histories, read_tables
+from benchmarks.chaos_check import CheckResult, check_histories, drop_hub, read_tables
 from perdure import OrchestrationRuntimeStatus as S
+from tests.contract.conftest import postgres_url
 
 
-def make_app(url: str) -> perdure.App:
-    app = perdure.App(store=url)
+def make_app(url: str, hub: str | None = None) -> perdure.App:
+    app = perdure.App(store=url, hub=hub)
 
     @app.orchestrator
     def chain(context):
@@ -115,3 +120,36 @@ def test_results_still_arrive_when_another_worker_holds_the_instance(tmp_path: P
         assert kinds.count("TaskCompleted") == steps  # each result recorded exactly once
     for app in apps:
         app.close()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_timer_falls_due_on_time_while_a_chain_streams_results(
+    tmp_path: Path, backend: str
+) -> None:
+    """A stream of claimed results keeps the orchestration loop from ever sleeping; a
+    timer of another instance must still be fetched when due, not when the stream ends."""
+    hub = "timers" + uuid.uuid4().hex[:12]
+    url = f"sqlite:///{tmp_path}/timer.db" if backend == "sqlite" else postgres_url()
+    app = make_app(url, hub)
+
+    @app.orchestrator
+    def nap(context):
+        yield context.create_timer(context.current_utc_datetime + timedelta(seconds=0.3))
+        return "woke"
+
+    client = app.sync_client()
+    try:
+        with app.running():
+            chain = client.start_new("chain", client_input=3000)
+            while client.get_status(chain).runtime_status is not S.Running:
+                time.sleep(0.005)
+            napper = client.start_new("nap")
+            woke = client.wait_for_completion(napper, timeout=60, poll_interval=0.01)
+            chain_then = client.get_status(chain)
+            done = client.wait_for_completion(chain, timeout=120, poll_interval=0.05)
+        assert (woke.output, done.output) == ("woke", 3000)
+        assert chain_then.runtime_status is S.Running, "the timer waited for the chain to end"
+    finally:
+        app.close()
+        if backend == "postgres":
+            drop_hub(url, hub)

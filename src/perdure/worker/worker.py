@@ -110,6 +110,7 @@ class Worker:
         # own commits, so a worker does not query the store for work it knows is not there.
         self._orch_hint = True
         self._orch_results = False  # finished activities wait for the orchestration loop
+        self._last_fetch = time.monotonic()
         self._act_hint = True
         self._client_commits = 0
         self._orch_busy = False  # the orchestration loop is in a round
@@ -235,11 +236,15 @@ class Worker:
             self._orch_wake.clear()
             hinted, self._orch_hint = self._orch_hint, False
             results, self._orch_results = self._orch_results, False
+            if results and not hinted:
+                hinted = self._fetch_due()
             if hinted or results:
                 streaming, self._client_commits = self._client_commits >= 2, 0
                 if streaming and hinted:
                     self._stopping.wait(_LINGER)
                 self._orch_busy = True
+                if hinted:
+                    self._last_fetch = time.monotonic()
                 try:
                     self.orchestrations.tick(fetch=hinted)
                 except Exception:
@@ -257,6 +262,20 @@ class Worker:
             if not self._orch_wake.wait(self._idle_wait()):
                 self._orch_hint = True  # timer due, or the safety-net poll
                 self._forget_next_due()
+
+    def _fetch_due(self) -> bool:
+        """Whether a round woken only by results must still fetch: a stream of them never
+        lets the loop sleep, so the timeout that fires a due timer (or the safety-net
+        poll) never runs out; look at the clock instead."""
+        if time.monotonic() - self._last_fetch >= _IDLE_POLL:
+            return True
+        if not self._next_due_known:
+            self._idle_wait()  # reads the earliest future message's time
+        due = self._next_due if self._next_due_known else None
+        if due is not None and due <= self.clock.now():
+            self._forget_next_due()
+            return True
+        return False
 
     def _idle_wait(self) -> float:
         now = self.clock.now()
