@@ -155,11 +155,12 @@ class Worker:
         self._act_wake.set()
 
     def _on_activity_result(self) -> None:
-        # An idle orchestration loop commits results with its next fetch: one transaction
-        # instead of two, and the orchestration sees its result in the same round. While
-        # it is busy with a round (or has stopped), the activity loop reports them itself,
-        # in parallel, so a stream of results does not wait for rounds. A round woken only
-        # by results feeds live orchestrations without asking the store for other work.
+        # An idle orchestration loop takes results in its next round: a live orchestration
+        # runs on them at once (a claim), any other result rides that round's fetch; one
+        # transaction instead of two either way. While it is busy with a round (or has
+        # stopped), the activity loop reports them itself, in parallel, so a stream of
+        # results does not wait for rounds. A round woken only by results asks the store
+        # for no other work unless a fetch is due (see _fetch_due).
         self._orch_results = True
         self._orch_wake.set()
         if self._activities_report():
