@@ -185,9 +185,10 @@ class Worker:
         # Commits by the dispatch loops signal exactly what they added. Anything else is a
         # client in this process starting, raising, signalling, terminating: orchestration
         # work only (a client never adds activity tasks), so the activity loop is left be.
+        # Nor does a client add a message visible later (timers come from orchestrations),
+        # so the earliest due time the loop knows stays true: no query for it per round.
         if threading.current_thread() not in self._threads:
             self._client_commits += 1
-            self._forget_next_due()
             self._wake_orchestrations()
 
     def _forget_next_due(self) -> None:
