@@ -27,7 +27,7 @@ _IDLE_POLL = 1.0  # safety-net poll while idle, seconds
 # round), wait this long before fetching so one round takes many of them: a round costs
 # far more than a message, and the pause hands the GIL to the clients. A lone client
 # commit (a start on an idle worker) is fetched at once.
-_LINGER = 0.002
+_LINGER = 0.005  # 2 ms gave W7 (entity signals) 10-15 % less throughput on both stores
 
 
 def new_owner_id() -> str:
