@@ -8,7 +8,9 @@ checkpoint and writes nothing.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from typing import Any
 
 from perdure.model import events as ev
 from perdure.model.status import ACTIVE_STATUSES
@@ -25,8 +27,9 @@ from perdure.store.base import (
 from .support import at, checkpoint, completed, create, lease, raised
 
 
-def scheduled(store: Store, instance_id: str, count: int = 1, lease_seconds: float = 30
-              ) -> list[ActivityWorkItem]:
+def scheduled(
+    store: Store, instance_id: str, count: int = 1, lease_seconds: float = 30
+) -> list[ActivityWorkItem]:
     """An instance whose first episode scheduled ``count`` tasks, taken by worker W."""
     create(store, instance_id)
     item = lease(store, "W")[instance_id]
@@ -39,21 +42,21 @@ def scheduled(store: Store, instance_id: str, count: int = 1, lease_seconds: flo
     return taken
 
 
-def claim(store: Store, tasks: list[ActivityWorkItem], **kwargs: object) -> Checkpoint:
+def claim(store: Store, tasks: list[ActivityWorkItem], **changes: Any) -> Checkpoint:
+    """A claim on the instance as it is now, consuming ``tasks``' results."""
     inst = store.get_instance(tasks[0].instance_id)
     assert inst is not None
-    fields: dict[str, object] = {
-        "instance_id": inst.instance_id,
-        "execution_id": inst.execution_id,
-        "history_length": inst.history_length,
-        "consumed": [],
-        "history": [completed(t.task_id, '"r"') for t in tasks],
-        "status": Status.Running,
-        "claim": True,
-        "finished_tasks": [t.id for t in tasks],
-    }
-    fields.update(kwargs)
-    return Checkpoint(**fields)  # type: ignore[arg-type]
+    cp = Checkpoint(
+        instance_id=inst.instance_id,
+        execution_id=inst.execution_id,
+        history_length=inst.history_length,
+        consumed=[],
+        history=[completed(t.task_id, '"r"') for t in tasks],
+        status=Status.Running,
+        claim=True,
+        finished_tasks=[t.id for t in tasks],
+    )
+    return dataclasses.replace(cp, **changes)
 
 
 def send(store: Store, instance_id: str) -> None:
