@@ -82,9 +82,13 @@ def test_a_chain_feeds_its_results_to_the_live_runtime(tmp_path: Path) -> None:
     app.close()
 
 
-def test_results_still_arrive_when_another_worker_holds_the_instance(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/two.db"
-    apps = [make_app(url), make_app(url)]
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_results_still_arrive_when_another_worker_holds_the_instance(
+    tmp_path: Path, backend: str
+) -> None:
+    hub = "claims" + uuid.uuid4().hex[:12]
+    url = f"sqlite:///{tmp_path}/two.db" if backend == "sqlite" else postgres_url()
+    apps = [make_app(url, hub), make_app(url, hub)]
     client = apps[0].sync_client()
     n, steps = 8, 25
     ids = [client.start_new("chain_and_listen", client_input=steps) for _ in range(n)]
@@ -101,25 +105,29 @@ def test_results_still_arrive_when_another_worker_holds_the_instance(tmp_path: P
                     sent[instance_id] += 1
             time.sleep(0.002)
 
-    with apps[0].running(), apps[1].running():
-        sender = threading.Thread(target=raise_events)
-        sender.start()
-        try:
-            statuses = [client.wait_for_completion(i, timeout=120, poll_interval=0.05)
-                        for i in ids]
-        finally:
-            stop.set()
-            sender.join()
-    assert [s.runtime_status for s in statuses] == [S.Completed] * n
-    assert [s.output for s in statuses] == [[steps, [0, 1, 2, 3, 4]]] * n
-    result = CheckResult()
-    check_histories(read_tables(url, "default"), result)
-    assert result.violations == [] and result.histories_checked == n
-    for instance_id in ids:
-        kinds = [type(e).__name__ for e in apps[0].store.get_history(instance_id)]
-        assert kinds.count("TaskCompleted") == steps  # each result recorded exactly once
-    for app in apps:
-        app.close()
+    try:
+        with apps[0].running(), apps[1].running():
+            sender = threading.Thread(target=raise_events)
+            sender.start()
+            try:
+                statuses = [client.wait_for_completion(i, timeout=120, poll_interval=0.05)
+                            for i in ids]
+            finally:
+                stop.set()
+                sender.join()
+        assert [s.runtime_status for s in statuses] == [S.Completed] * n
+        assert [s.output for s in statuses] == [[steps, [0, 1, 2, 3, 4]]] * n
+        result = CheckResult()
+        check_histories(read_tables(url, hub), result)
+        assert result.violations == [] and result.histories_checked == n
+        for instance_id in ids:
+            kinds = [type(e).__name__ for e in apps[0].store.get_history(instance_id)]
+            assert kinds.count("TaskCompleted") == steps  # each result recorded exactly once
+    finally:
+        for app in apps:
+            app.close()
+        if backend == "postgres":
+            drop_hub(url, hub)
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
