@@ -179,6 +179,10 @@ class Store(Protocol):
     def wait_for_change(self, timeout: float) -> bool:
         """Block up to ``timeout`` s until another process may have added work; True if so."""
 
+    def maintain(self) -> None:
+        """Housekeeping the worker's watch loop calls every few seconds (cheap when there
+        is nothing to do)."""
+
     def close(self) -> None: ...
 
     # client side ------------------------------------------------------------

@@ -71,6 +71,10 @@ _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 _MIGRATION_LOCK = 0x70657264757265  # "perdure"
 _RETRIES = 3  # extra attempts after a connection error that provably committed nothing
 _PURGE_BATCH = 500
+# maintain(): how often it looks, which tables it may analyze, from what size.
+_MAINTAIN_EVERY = 5.0
+_ANALYZED_TABLES = frozenset({"instances", "history", "inbox", "tasks"})
+_ANALYZE_AT_ROWS = 1000
 
 
 def _fetch_window(limit: int) -> int:
@@ -312,6 +316,8 @@ class PostgresStore(Listeners):
         )
         self._pool.open(wait=False)
         self._watcher = ChangeListener(url, self._channel, self._token)
+        self._last_maintain = 0.0
+        self._analyzed_all = False
         self._messages: GroupCommit[tuple[Message, frozenset[Status]], Status | None]
         self._messages = GroupCommit(
             self._enqueue_many,
@@ -432,6 +438,48 @@ class PostgresStore(Listeners):
     def _notify_tx(self, conn: Conn) -> None:
         """Wake other processes when this transaction commits (identical ones coalesce)."""
         conn.execute("SELECT pg_notify(%s, %s)", (self._channel, self._token))
+
+    def maintain(self) -> None:
+        """Give each of the store's tables statistics once, when it has grown and the
+        server has never analyzed it (autovacuum off, or not yet round).
+
+        A never-analyzed table is estimated from its size on disk; while that is small,
+        the queue fetches' custom plans can look up each waiting message's instance by
+        scanning the hub (on a fresh database 10,000 timers fired at a p99 of 3.7 s
+        instead of 2.0 s). One ANALYZE at a representative size fixes that for good: the
+        planner scales the sampled density by the table's current size. Without the
+        right to analyze (not the tables' owner) it gives up quietly."""
+        now = time.monotonic()
+        if self._analyzed_all or now - self._last_maintain < _MAINTAIN_EVERY:
+            return
+        self._last_maintain = now
+        try:
+            rows = self._statement(
+                "SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'perdure'"
+                " AND relname = ANY(%s) AND last_analyze IS NULL AND last_autoanalyze IS NULL"
+                " AND n_live_tup >= %s",
+                (list(_ANALYZED_TABLES), _ANALYZE_AT_ROWS),
+            )
+            pending = self._statement(
+                "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'perdure'"
+                " AND relname = ANY(%s) AND last_analyze IS NULL AND last_autoanalyze IS NULL",
+                (list(_ANALYZED_TABLES),),
+            )[0][0]
+            for (table,) in rows:
+                if table in _ANALYZED_TABLES:  # a known name: never text from the server
+
+                    def analyze(conn: Conn, statement: str = f"ANALYZE perdure.{table}") -> None:
+                        conn.execute(statement)
+
+                    self._run(analyze, transaction=False)
+                    log.info("analyzed perdure.%s (the server had no statistics for it)", table)
+                    pending -= 1
+            self._analyzed_all = pending <= 0
+        except psycopg.errors.InsufficientPrivilege:
+            log.debug("no right to ANALYZE the perdure tables; leaving it to autovacuum")
+            self._analyzed_all = True
+        except psycopg.Error:  # an optimization only: the next look tries again
+            log.debug("could not look at the perdure tables' statistics", exc_info=True)
 
     def wait_for_change(self, timeout: float) -> bool:
         """Block on LISTEN until another process commits work, or ``timeout`` s pass."""

@@ -299,6 +299,10 @@ class SqliteStore(Listeners):
                 return False
             time.sleep(min(_CHECKPOINT_EVERY, left))
 
+    def maintain(self) -> None:
+        """Nothing to do: the watcher checkpoints the WAL, and SQLite plans every statement
+        from the schema alone."""
+
     def _checkpoint_wal(self) -> None:
         """Copy the WAL back into the database from the watcher's own connection.
 
