@@ -454,19 +454,16 @@ class PostgresStore(Listeners):
             return
         self._last_maintain = now
         try:
-            rows = self._statement(
-                "SELECT relname FROM pg_stat_user_tables WHERE schemaname = 'perdure'"
-                " AND relname = ANY(%s) AND last_analyze IS NULL AND last_autoanalyze IS NULL"
-                " AND n_live_tup >= %s",
-                (list(_ANALYZED_TABLES), _ANALYZE_AT_ROWS),
-            )
-            pending = self._statement(
-                "SELECT count(*) FROM pg_stat_user_tables WHERE schemaname = 'perdure'"
-                " AND relname = ANY(%s) AND last_analyze IS NULL AND last_autoanalyze IS NULL",
+            unanalyzed = self._statement(
+                "SELECT relname, n_live_tup FROM pg_stat_user_tables"
+                " WHERE schemaname = 'perdure' AND relname = ANY(%s)"
+                " AND last_analyze IS NULL AND last_autoanalyze IS NULL",
                 (list(_ANALYZED_TABLES),),
-            )[0][0]
-            for (table,) in rows:
-                if table in _ANALYZED_TABLES:  # a known name: never text from the server
+            )
+            pending = len(unanalyzed)
+            for table, rows in unanalyzed:
+                # A known name only (never text from the server), grown to a working size.
+                if table in _ANALYZED_TABLES and rows >= _ANALYZE_AT_ROWS:
 
                     def analyze(conn: Conn, statement: str = f"ANALYZE perdure.{table}") -> None:
                         conn.execute(statement)
