@@ -147,7 +147,6 @@ class OrchestrationDispatcher:
             if runtime is not None:
                 runtimes[cp.instance_id] = (cp.execution_id, runtime)
             steps.episode_done(cp, time.perf_counter() - started)
-        consumed = {cp.instance_id for cp in checkpoints if cp.finished_tasks}
         spans = tracing.pending_spans(self.store, checkpoints)
         scheduled = sum(len(cp.tasks) for cp in checkpoints)
         take = min(scheduled, self.task_slots()) if scheduled else 0
@@ -157,7 +156,7 @@ class OrchestrationDispatcher:
             )
             lost = set(lost_ids)
         except Exception:
-            self.on_results_failed([r for iid in consumed for r in live[iid]])
+            self.on_results_failed([r for rs in live.values() for r in rs])
             for cp in checkpoints:
                 self.cache.discard(cp.instance_id)
             try:  # best effort: let the work be fetched again now, not after the lease expires
@@ -165,14 +164,14 @@ class OrchestrationDispatcher:
             except Exception:
                 log.debug("could not release leases after a failed commit", exc_info=True)
             raise
-        self._settle_live(live, consumed, lost, fetched)
+        self._settle_live(live, lost, fetched)
         spans.emit(lost)
         for instance_id, (execution_id, runtime) in runtimes.items():
             if instance_id in lost:
                 self.cache.discard(instance_id)
             else:
                 self.cache.put(instance_id, execution_id, runtime)
-        lost_leases = lost - (consumed - fetched)
+        lost_leases = lost - (live.keys() - fetched)
         if lost_leases:
             log.warning(
                 "lease lost for %d instance(s); their work was not committed", len(lost_leases)
@@ -209,25 +208,20 @@ class OrchestrationDispatcher:
         return live, rest
 
     def _settle_live(
-        self,
-        live: dict[str, list[ActivityResult]],
-        consumed: set[str],
-        lost: set[str],
-        fetched: set[str],
+        self, live: dict[str, list[ActivityResult]], lost: set[str], fetched: set[str]
     ) -> None:
-        """After the commit: results whose checkpoint landed are reported; the others
-        (the instance moved on elsewhere, a task was taken over) go back, to take the
-        inbox next time (their instance is no longer cached). A fetched instance whose
-        checkpoint failed only on such a task is still ours: its lease is given back."""
-        done = [r for iid in consumed - lost for r in live[iid]]
-        again = [r for iid, rs in live.items() if iid in lost or iid not in consumed for r in rs]
+        """After the commit: the results whose checkpoint landed are reported; those of a
+        lost one (the instance moved on elsewhere, a task was taken over) go back, to take
+        the inbox next time (the lost instance is no longer cached). A fetched instance
+        whose checkpoint failed only on such a task is still ours: its lease is given back.
+        ``live`` holds only instances whose episode produced a checkpoint."""
+        done = [r for iid, rs in live.items() if iid not in lost for r in rs]
+        again = [r for iid, rs in live.items() if iid in lost for r in rs]
         if done:
             self.on_results_committed(done)
         if again:
-            for iid in {r.item.instance_id for r in again}:
-                self.cache.discard(iid)
             self.on_results_failed(again)
-        held = sorted(lost & consumed & fetched)
+        held = sorted(lost & fetched & live.keys())
         if held:
             try:
                 self.store.release_instances(self.owner, held)
