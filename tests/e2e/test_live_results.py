@@ -1,6 +1,6 @@
-"""Activity results fed straight to live orchestrations (claims), end to end on SQLite:
-the fast path is taken, and when another worker holds an instance the results still
-arrive, through the inbox, exactly once."""
+"""Activity results fed straight to live orchestrations (claims), end to end: the fast
+path is taken, when another worker holds an instance the results still arrive, through
+the inbox, exactly once, and a stream of claims does not hold up timers."""
 
 from __future__ import annotations
 
@@ -15,19 +15,15 @@ import pytest
 
 import perdure
 from benchmarks.chaos_check import CheckResult, check_histories, drop_hub, read_tables
+from benchmarks.workloads import _app as benchmark_app
 from perdure import OrchestrationRuntimeStatus as S
 from tests.contract.conftest import postgres_url
 
 
 def make_app(url: str, hub: str | None = None) -> perdure.App:
-    app = perdure.App(store=url, hub=hub)
-
-    @app.orchestrator
-    def chain(context):
-        value = 0
-        for _ in range(context.get_input()):
-            value = yield context.call_activity("inc", value)
-        return value
+    """The benchmark app (its ``chain`` of ``inc`` steps among others), plus an
+    orchestration that takes events after its steps."""
+    app = benchmark_app(url, hub)
 
     @app.orchestrator
     def chain_and_listen(context):
@@ -40,10 +36,6 @@ def make_app(url: str, hub: str | None = None) -> perdure.App:
         for _ in range(5):
             events.append((yield context.wait_for_external_event("tick")))
         return [value, sorted(events)]
-
-    @app.activity
-    def inc(x: int) -> int:
-        return x + 1
 
     return app
 
