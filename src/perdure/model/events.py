@@ -12,7 +12,7 @@ import dataclasses
 import json
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from json.encoder import encode_basestring as _quote  # a string literal, non-ASCII kept
 
 
 @dataclass(frozen=True, slots=True)
@@ -232,19 +232,52 @@ def _fields(cls: type[HistoryEvent]) -> tuple[str, ...]:
     return names
 
 
+# Events of one episode mostly share one timestamp object: its text is kept by identity
+# (never by equality: equal instants in two time zones print differently).
+_ISO: dict[int, tuple[datetime, str]] = {}
+
+
+def _iso(stamp: datetime) -> str:
+    entry = _ISO.get(id(stamp))
+    if entry is not None and entry[0] is stamp:
+        return entry[1]
+    if len(_ISO) >= 256:
+        _ISO.clear()
+    text = stamp.isoformat()
+    _ISO[id(stamp)] = (stamp, text)
+    return text
+
+
 def event_to_json(event: HistoryEvent) -> str:
-    """Serialize an event's fields (all but its type) to JSON text."""
-    data: dict[str, Any] = {"timestamp": event.timestamp.isoformat()}
+    """Serialize an event's fields (all but its type) to JSON text.
+
+    Written piece by piece rather than through a dict and ``json``: a checkpoint
+    serializes every event it adds, and this is several times faster. The text is the
+    same as ``json.dumps`` of the fields with compact separators and no ASCII escaping.
+
+    >>> event_to_json(TaskScheduled(timestamp=datetime(2026, 1, 1), event_id=0, name="a"))
+    '{"timestamp":"2026-01-01T00:00:00","event_id":0,"name":"a"}'
+    """
+    parts = ['{"timestamp":"', _iso(event.timestamp), '"']
     for name in _fields(type(event)):
         value = getattr(event, name)
         if value is None or (name == "event_id" and value == -1):
             continue
-        if isinstance(value, datetime):
-            value = value.isoformat()
-        elif isinstance(value, FailureDetails):
-            value = [value.error_type, value.message, value.stack_trace]
-        data[name] = value
-    return _encode(data)
+        kind = type(value)
+        if kind is str:
+            parts.append(f',"{name}":{_quote(value)}')
+        elif kind is int:
+            parts.append(f',"{name}":{value}')
+        elif kind is datetime:
+            parts.append(f',"{name}":"{value.isoformat()}"')
+        elif kind is FailureDetails:
+            parts.append(
+                f',"{name}":{_encode([value.error_type, value.message, value.stack_trace])}'
+            )
+        else:
+            parts.append(f',"{name}":{_encode(value)}')
+    parts.append("}")
+    return "".join(parts)
 
 
 def event_from_json(event_type: str, text: str) -> HistoryEvent:

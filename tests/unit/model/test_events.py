@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import typing
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -81,3 +81,49 @@ def test_event_types_cover_the_durable_functions_names() -> None:
         "ExecutionRewound",
     ]:
         assert name in ev.EVENT_TYPES
+
+
+def _reference_json(event: ev.HistoryEvent) -> str:
+    """What json.dumps writes for the stored fields: the format event_to_json keeps."""
+    data: dict[str, Any] = {"timestamp": event.timestamp.isoformat()}
+    for f in dataclasses.fields(event):
+        value = getattr(event, f.name)
+        if f.name == "timestamp" or value is None or (f.name == "event_id" and value == -1):
+            continue
+        if isinstance(value, datetime):
+            value = value.isoformat()
+        elif isinstance(value, ev.FailureDetails):
+            value = [value.error_type, value.message, value.stack_trace]
+        data[f.name] = value
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+
+
+@pytest.mark.parametrize("cls", list(ev.EVENT_TYPES.values()), ids=lambda c: c.__name__)
+def test_event_text_is_exactly_what_json_dumps_writes(cls: type[ev.HistoryEvent]) -> None:
+    event = _sample(cls)
+    assert ev.event_to_json(event) == _reference_json(event)
+    awkward = 'quote " back \\ tab \t nul \x00 line\u2028 emoji \U0001f600 é'
+    fields = {f.name for f in dataclasses.fields(cls)}
+    texts = ("input", "result", "name", "reason")
+    changes: dict[str, Any] = {n: awkward for n in texts if n in fields}
+    if "failure" in fields:
+        changes["failure"] = ev.FailureDetails(awkward, awkward, awkward)
+    if "event_id" in fields:
+        changes["event_id"] = -1  # left out, as "no task"
+    odd = dataclasses.replace(event, **changes)
+    text = ev.event_to_json(odd)
+    assert text == _reference_json(odd)
+    assert ev.event_from_json(cls.__name__, text) == odd
+
+
+def test_equal_instants_in_other_time_zones_keep_their_own_offsets() -> None:
+    shifted = T.astimezone(timezone(timedelta(hours=2)))
+    assert shifted == T and hash(shifted) == hash(T)
+    first = ev.event_to_json(ev.OrchestratorStarted(timestamp=T))
+    second = ev.event_to_json(ev.OrchestratorStarted(timestamp=shifted))
+    again = ev.event_to_json(ev.OrchestratorCompleted(timestamp=T))
+    assert first.endswith('+00:00"}') and again.endswith('+00:00"}')
+    assert second.endswith('+02:00"}')
+    assert ev.event_from_json("OrchestratorStarted", second).timestamp.utcoffset() == timedelta(
+        hours=2
+    )

@@ -61,6 +61,13 @@ _CANDIDATES = (
     " WHERE m.hub=? AND m.visible_at<=? AND i.lock_expires<?"
     " ORDER BY m.visible_at LIMIT ?"
 )
+# The visible messages of the instances a fetch leased. "+visible_at" keeps the planner
+# off inbox_visible, which walks every due message of the hub per fetch (10,000 timers
+# due at once: 19 us per fetched instance) instead of each leased instance's own few.
+_MESSAGES_OF = (
+    "SELECT id, instance_id, execution_id, event_type, data FROM inbox"
+    " WHERE hub=? AND instance_id IN ({marks}) AND +visible_at<=? ORDER BY id"
+)
 _CHECKPOINT_EVERY = 0.01  # seconds between background WAL checkpoints
 # WAL pages at which a commit checkpoints by itself (SQLite's default is 1,000). The
 # watcher's background checkpoints do the copying; this bounds the WAL (40 MB) where
@@ -633,9 +640,7 @@ class SqliteStore(Listeners):
         }
         inbox: dict[str, list[Message]] = {i: [] for i in ids}
         for mid, iid, eid, etype, data in cur.execute(
-            "SELECT id, instance_id, execution_id, event_type, data FROM inbox"
-            f" WHERE hub=? AND instance_id IN ({marks}) AND visible_at<=? ORDER BY id",
-            [self.hub, *ids, visible],
+            _MESSAGES_OF.format(marks=marks), [self.hub, *ids, visible]
         ):
             inbox[iid].append(Message(iid, event_from_json(etype, data), eid, None, mid))
         return [OrchestrationWorkItem(records[i], inbox[i]) for i in ids]

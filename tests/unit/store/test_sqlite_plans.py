@@ -1,0 +1,23 @@
+"""The SQLite fetch reads messages through the index that fits it (a plan, not a timing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from perdure.store.sqlite import store as sqlite_store
+
+
+def test_the_fetch_reads_each_leased_instances_messages_not_every_due_one(
+    tmp_path: Path,
+) -> None:
+    # With many messages due at once (a timer storm), a plan over inbox_visible walks all
+    # of them on every fetch; the instance index reads only the leased instances' rows.
+    store = sqlite_store.SqliteStore(str(tmp_path / "plans.db"), hub="h")
+    try:
+        sql = sqlite_store._MESSAGES_OF.format(marks="?,?,?")
+        plan = store._read("EXPLAIN QUERY PLAN " + sql, ["h", "a", "b", "c", 1.0])
+        details = " ".join(str(row[-1]) for row in plan)
+        assert "inbox_instance" in details, details
+        assert "inbox_visible" not in details, details
+    finally:
+        store.close()
