@@ -88,6 +88,9 @@ class ActivityDispatcher:
         self._loop_thread: threading.Thread | None = None
         self.on_result: Callable[[], None] = lambda: None
         self.on_completed: Callable[[], None] = lambda: None  # results committed
+        # Results :meth:`flush` leaves queued, for another loop to commit more cheaply.
+        self.claimable: Callable[[ActivityResult], bool] = lambda result: False
+        self.flushed = 0  # results the last round's flush reported
         self.fetched_full = False  # the last fetch filled every free slot: more may wait
         self.executed = 0
         self._last_renew = time.monotonic()
@@ -97,7 +100,7 @@ class ActivityDispatcher:
     def tick(self, fetch: bool = True, flush: bool = True) -> int:
         """Report finished results (unless another loop takes them: ``flush=False``), renew
         leases, start new tasks; return work done."""
-        done = self.flush() if flush else 0
+        done = self.flushed = self.flush() if flush else 0
         now = time.monotonic()
         if self.in_flight and now - self._last_renew > self.lease_seconds / 3:
             self._last_renew = now
@@ -131,8 +134,17 @@ class ActivityDispatcher:
             self._start(item)
 
     def flush(self) -> int:
-        """Report every finished result in one commit of its own."""
+        """Report every finished result (but the claimable ones) in one commit of its own."""
         batch = self.take_results()
+        if not batch:
+            return 0
+        kept: list[ActivityResult] = []
+        rest: list[ActivityResult] = []
+        for r in batch:
+            (kept if self.claimable(r) else rest).append(r)
+        if kept:
+            self.restore(kept)
+        batch = rest
         if not batch:
             return 0
         try:

@@ -121,6 +121,8 @@ class Worker:
         self._next_due_known = False
         self.activities.on_result = self._on_activity_result
         self.activities.on_completed = self._wake_orchestrations
+        self._serial_writes = store.serial_writes
+        self.activities.claimable = self._claimable
         self.orchestrations.take_results = self.activities.take_results
         self.orchestrations.on_results_committed = self._on_results_committed
         self.orchestrations.on_results_failed = self._on_results_returned
@@ -172,6 +174,20 @@ class Worker:
         self.activities.restore(results)
         self._orch_results = True
         self._orch_wake.set()
+
+    def _claimable(self, result: ActivityResult) -> bool:
+        """Whether the activity loop leaves a result to the orchestration loop even while
+        that is busy: its orchestration is live in the cache, so the next round claims it
+        in the episode's own commit, one transaction per step instead of two. Only where
+        writes are serial (SQLite: the loops' commits would queue for one lock anyway);
+        on PostgreSQL the activity loop's commit runs beside the round, which is faster
+        (W1 -9 % when it waited)."""
+        return (
+            self._serial_writes
+            and not self._stopping.is_set()
+            and self.orchestrations.cache.live(result.item.instance_id, result.item.execution_id)
+            is not None
+        )
 
     def _activities_report(self) -> bool:
         """Whether the activity loop commits finished results itself (see above)."""
@@ -319,7 +335,7 @@ class Worker:
             if hinted and self.activities.fetched_full and not stopping:
                 # Every free slot was filled: more tasks may wait once slots free up.
                 self._act_hint = True
-            if report and not self.activities.results.empty():
+            if report and self.activities.flushed and not self.activities.results.empty():
                 continue
             wait = self.activities.lease_seconds / 3 if self.activities.in_flight else _IDLE_POLL
             if not self._act_wake.wait(min(wait, 0.2) if stopping else wait):
