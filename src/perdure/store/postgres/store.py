@@ -77,6 +77,9 @@ _ANALYZED_TABLES = frozenset({"instances", "history", "inbox", "tasks"})
 _ANALYZE_AT_ROWS = 1000
 
 
+_FETCH_RANDOM_PAGE_COST = "1.1"  # see _fetch_tx
+
+
 def _fetch_window(limit: int) -> int:
     """How many of the oldest visible messages one fetch looks at (see _fetch_tx)."""
     return max(256, 4 * limit)
@@ -207,15 +210,17 @@ def _work_items(cursor: Cursor) -> list[OrchestrationWorkItem]:
 
 def _fetched(
     cursors: tuple[Cursor, Cursor], limit: int
-) -> tuple[list[OrchestrationWorkItem], bool]:
-    """The windowed fetch's work items, and whether it came up short: its window was
+) -> tuple[list[OrchestrationWorkItem], bool, bool]:
+    """The windowed fetch's work items, whether its window was full (a backlog of
+    messages is waiting), and whether it came up short: its window was
     full, yet held instances it could not lease (others hold them) and fewer than
     ``limit`` were leased, so work beyond the window may be passed over. A window full
     of messages for the instances it did lease is not short: their messages are all
     consumed with them, and the next fetch sees past them."""
     leased, scanned, seen = cursors[0].fetchone() or (0, 0, 0)
-    short = leased < limit and seen > leased and scanned == _fetch_window(limit)
-    return _work_items(cursors[1]), short
+    full = scanned == _fetch_window(limit)
+    short = leased < limit and seen > leased and full
+    return _work_items(cursors[1]), short, full
 
 
 def _taken(rows: list[tuple[Any, ...]]) -> list[ActivityWorkItem]:
@@ -321,6 +326,7 @@ class PostgresStore(Listeners):
         self._last_maintain = 0.0
         self._analyzed_all = False
         self._messages: GroupCommit[tuple[Message, frozenset[Status]], Status | None]
+        self._backlog = False  # the last fetch's window was full (see _fetch_tx)
         self._messages = GroupCommit(
             self._enqueue_many,
             alone=lambda request: self._enqueue_many([request])[0],
@@ -869,7 +875,7 @@ class PostgresStore(Listeners):
         self, owner: str, now: datetime, limit: int, lease_seconds: float
     ) -> list[OrchestrationWorkItem]:
         visible = now.timestamp()
-        items, short = self._run_then(
+        items, short, self._backlog = self._run_then(
             lambda conn: self._fetch_tx(conn, owner, visible, limit, lease_seconds),
             lambda cursors: _fetched(cursors, limit),
             durable=False,
@@ -917,13 +923,13 @@ class PostgresStore(Listeners):
 
         def then(
             cursors: tuple[Cursor, tuple[Cursor, Cursor]],
-        ) -> tuple[int, tuple[list[OrchestrationWorkItem], bool]]:
+        ) -> tuple[int, tuple[list[OrchestrationWorkItem], bool, bool]]:
             return _accepted(cursors[0]), _fetched(cursors[1], limit)
 
         # Not durable: a result lost in a server crash leaves its task to run again
         # (activities are at-least-once), and the next durable commit, the checkpoint
         # that consumes it, flushes this one first.
-        accepted, (items, short) = self._run_then(body, then, durable=False)
+        accepted, (items, short, self._backlog) = self._run_then(body, then, durable=False)
         if accepted:
             self._changed()
         return accepted, self._fetch_beyond_window(
@@ -944,6 +950,19 @@ class PostgresStore(Listeners):
         messages, then read the leased rows. The lease statement yields (instances
         leased, inbox rows in the window, instances in the window); see :func:`_fetched`."""
         hub = self.hub
+        if window and self._backlog:
+            # Behind a backlog (the last window was full), random reads are priced near
+            # sequential ones, as on SSDs and for a task hub's live rows, which stay in
+            # cache; for this transaction only. At the server's default of 4, leasing
+            # 100 of 10,000 due instances joined them by scanning the whole instances
+            # table twice: 15 ms instead of 4 (10,000 timers due at once: p99 -25%).
+            # Small fetches keep the default plan and skip the statement.
+            conn.execute(
+                "SELECT set_config('random_page_cost', %s, true)"
+                " WHERE current_setting('random_page_cost')::float8 > %s",
+                (_FETCH_RANDOM_PAGE_COST, float(_FETCH_RANDOM_PAGE_COST)),
+                prepare=False,
+            )
         # Oldest waiting message first; rows another worker is leasing right now are
         # skipped, not waited for. The lease re-check on the locked row version keeps
         # a just-leased instance out. With ``window`` only the oldest few hundred
