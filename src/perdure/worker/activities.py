@@ -90,6 +90,7 @@ class ActivityDispatcher:
         self.on_completed: Callable[[], None] = lambda: None  # results committed
         # Results :meth:`flush` leaves queued, for another loop to commit more cheaply.
         self.claimable: Callable[[ActivityResult], bool] = lambda result: False
+        self.on_kept: Callable[[], None] = lambda: None  # claimable results queued again
         self.flushed = 0  # results the last round's flush reported
         self.fetched_full = False  # the last fetch filled every free slot: more may wait
         self.executed = 0
@@ -144,6 +145,9 @@ class ActivityDispatcher:
             (kept if self.claimable(r) else rest).append(r)
         if kept:
             self.restore(kept)
+            # A round that looked for results while this thread held them found none:
+            # it must look again.
+            self.on_kept()
         batch = rest
         if not batch:
             return 0

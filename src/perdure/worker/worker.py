@@ -123,6 +123,7 @@ class Worker:
         self.activities.on_completed = self._wake_orchestrations
         self._serial_writes = store.serial_writes
         self.activities.claimable = self._claimable
+        self.activities.on_kept = self._wake_for_results
         self.orchestrations.take_results = self.activities.take_results
         self.orchestrations.on_results_committed = self._on_results_committed
         self.orchestrations.on_results_failed = self._on_results_returned
@@ -168,12 +169,15 @@ class Worker:
         if self._activities_report():
             self._act_wake.set()
 
+    def _wake_for_results(self) -> None:
+        self._orch_results = True
+        self._orch_wake.set()
+
     def _on_results_returned(self, results: list[ActivityResult]) -> None:
         # Not committed (a failed commit, a refused claim): kept for the next round,
         # which is due now, not at the next poll.
         self.activities.restore(results)
-        self._orch_results = True
-        self._orch_wake.set()
+        self._wake_for_results()
 
     def _claimable(self, result: ActivityResult) -> bool:
         """Whether the activity loop leaves a result to the orchestration loop even while
