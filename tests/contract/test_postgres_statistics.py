@@ -14,7 +14,7 @@ import perdure.store.postgres.store as pg_store
 from perdure.model.status import ACTIVE_STATUSES
 from perdure.store.postgres.store import PostgresStore
 
-from .support import new_instance
+from .support import at, checkpoint, new_instance
 
 
 @pytest.fixture
@@ -61,5 +61,41 @@ def test_grown_tables_without_statistics_are_analyzed_once(
         assert done["instances"] and done["inbox"]  # one start message each
         # Still empty (no episode ran): analyzing them now would mislead the planner.
         assert not done["history"] and not done["tasks"]
+    finally:
+        store.close()
+
+
+def _vacuumed(url: str) -> dict[str, tuple[bool, int]]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT relname, last_vacuum IS NOT NULL, n_dead_tup FROM pg_stat_user_tables"
+            " WHERE schemaname = 'perdure'"
+        ).fetchall()
+    return {name: (done, dead) for name, done, dead in rows}
+
+
+def test_queue_tables_with_more_dead_rows_than_live_ones_are_vacuumed(
+    fresh_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg_store, "_MAINTAIN_EVERY", 0.0)
+    monkeypatch.setattr(pg_store, "_VACUUM_AT_DEAD", 200)
+    store = PostgresStore(fresh_url, hub="bloat")
+    try:
+        with psycopg.connect(fresh_url, autocommit=True) as admin:  # only the store vacuums
+            for table in ("instances", "history", "inbox", "tasks"):
+                admin.execute(f"ALTER TABLE perdure.{table} SET (autovacuum_enabled = off)")
+        for n in range(300):
+            store.create_instance(new_instance(f"i{n}"), ACTIVE_STATUSES)
+        while items := store.fetch_orchestration_work("w1", at(), 100, 30.0):
+            assert store.commit_checkpoints("w1", [checkpoint(i) for i in items], at()) == []
+        # Every start message was consumed: 300 dead inbox rows, none live.
+        deadline = time.monotonic() + 30  # the server's table counts lag its commits
+        while not _vacuumed(fresh_url)["inbox"][0]:
+            assert time.monotonic() < deadline, _vacuumed(fresh_url)
+            store.maintain()
+            time.sleep(0.2)
+        after = _vacuumed(fresh_url)
+        assert after["inbox"][1] < 200, after
+        assert not after["history"][0]  # append-only: never vacuumed by the store
     finally:
         store.close()
