@@ -1,5 +1,6 @@
-"""PostgreSQL only: the store gives its tables statistics once when the server has none
-(a fresh database with autovacuum off plans the queue fetches badly without them)."""
+"""PostgreSQL only: where autovacuum has not, the store gives its tables statistics once
+(a fresh database plans the queue fetches badly without them) and vacuums queue tables
+full of dead rows (the fetches walk them)."""
 
 from __future__ import annotations
 
@@ -30,72 +31,65 @@ def fresh_url(pg_url: str) -> Iterator[str]:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _analyzed(url: str) -> dict[str, bool]:
+@pytest.fixture
+def unvacuumed(fresh_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[PostgresStore]:
+    """A store on a fresh database whose tables autovacuum leaves alone (only the store
+    analyzes or vacuums them), looking every time maintain() is called."""
+    monkeypatch.setattr(pg_store, "_MAINTAIN_EVERY", 0.0)
+    store = PostgresStore(fresh_url, hub="maint")
+    try:
+        with psycopg.connect(fresh_url, autocommit=True) as admin:
+            for table in ("instances", "history", "inbox", "tasks"):
+                admin.execute(f"ALTER TABLE perdure.{table} SET (autovacuum_enabled = off)")
+        yield store
+    finally:
+        store.close()
+
+
+def _tables(url: str) -> dict[str, tuple[bool, bool, int]]:
+    """Per perdure table: (analyzed, vacuumed, dead rows), as the server counts them."""
     with psycopg.connect(url) as conn:
         rows = conn.execute(
-            "SELECT relname, last_analyze IS NOT NULL FROM pg_stat_user_tables"
-            " WHERE schemaname = 'perdure'"
+            "SELECT relname, last_analyze IS NOT NULL, last_vacuum IS NOT NULL, n_dead_tup"
+            " FROM pg_stat_user_tables WHERE schemaname = 'perdure'"
         ).fetchall()
-    return dict(rows)
+    return {name: (analyzed, vacuumed, dead) for name, analyzed, vacuumed, dead in rows}
+
+
+def _maintain_until(store: PostgresStore, url: str, table: str, column: int) -> None:
+    deadline = time.monotonic() + 30  # the server's table counts lag its commits
+    while not _tables(url)[table][column]:
+        assert time.monotonic() < deadline, _tables(url)
+        store.maintain()
+        time.sleep(0.2)
 
 
 def test_grown_tables_without_statistics_are_analyzed_once(
-    fresh_url: str, monkeypatch: pytest.MonkeyPatch
+    unvacuumed: PostgresStore, fresh_url: str
 ) -> None:
-    monkeypatch.setattr(pg_store, "_MAINTAIN_EVERY", 0.0)
-    store = PostgresStore(fresh_url, hub="stats")
-    try:
-        with psycopg.connect(fresh_url, autocommit=True) as admin:  # only the store analyzes
-            for table in ("instances", "history", "inbox", "tasks"):
-                admin.execute(f"ALTER TABLE perdure.{table} SET (autovacuum_enabled = off)")
-        store.maintain()
-        assert not any(_analyzed(fresh_url).values())  # nothing has grown yet
-        for n in range(pg_store._ANALYZE_AT_ROWS + 50):
-            store.create_instance(new_instance(f"i{n}"), ACTIVE_STATUSES)
-        deadline = time.monotonic() + 30  # the server's table counts lag its commits
-        while not _analyzed(fresh_url).get("instances"):
-            assert time.monotonic() < deadline, _analyzed(fresh_url)
-            store.maintain()
-            time.sleep(0.2)
-        done = _analyzed(fresh_url)
-        assert done["instances"] and done["inbox"]  # one start message each
-        # Still empty (no episode ran): analyzing them now would mislead the planner.
-        assert not done["history"] and not done["tasks"]
-    finally:
-        store.close()
-
-
-def _vacuumed(url: str) -> dict[str, tuple[bool, int]]:
-    with psycopg.connect(url) as conn:
-        rows = conn.execute(
-            "SELECT relname, last_vacuum IS NOT NULL, n_dead_tup FROM pg_stat_user_tables"
-            " WHERE schemaname = 'perdure'"
-        ).fetchall()
-    return {name: (done, dead) for name, done, dead in rows}
+    store = unvacuumed
+    store.maintain()
+    assert not any(a for a, _, _ in _tables(fresh_url).values())  # nothing has grown yet
+    for n in range(pg_store._ANALYZE_AT_ROWS + 50):
+        store.create_instance(new_instance(f"i{n}"), ACTIVE_STATUSES)
+    _maintain_until(store, fresh_url, "instances", 0)
+    done = _tables(fresh_url)
+    assert done["instances"][0] and done["inbox"][0]  # one start message each
+    # Still empty (no episode ran): analyzing them now would mislead the planner.
+    assert not done["history"][0] and not done["tasks"][0]
 
 
 def test_queue_tables_with_more_dead_rows_than_live_ones_are_vacuumed(
-    fresh_url: str, monkeypatch: pytest.MonkeyPatch
+    unvacuumed: PostgresStore, fresh_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(pg_store, "_MAINTAIN_EVERY", 0.0)
+    store = unvacuumed
     monkeypatch.setattr(pg_store, "_VACUUM_AT_DEAD", 200)
-    store = PostgresStore(fresh_url, hub="bloat")
-    try:
-        with psycopg.connect(fresh_url, autocommit=True) as admin:  # only the store vacuums
-            for table in ("instances", "history", "inbox", "tasks"):
-                admin.execute(f"ALTER TABLE perdure.{table} SET (autovacuum_enabled = off)")
-        for n in range(300):
-            store.create_instance(new_instance(f"i{n}"), ACTIVE_STATUSES)
-        while items := store.fetch_orchestration_work("w1", at(), 100, 30.0):
-            assert store.commit_checkpoints("w1", [checkpoint(i) for i in items], at()) == []
-        # Every start message was consumed: 300 dead inbox rows, none live.
-        deadline = time.monotonic() + 30  # the server's table counts lag its commits
-        while not _vacuumed(fresh_url)["inbox"][0]:
-            assert time.monotonic() < deadline, _vacuumed(fresh_url)
-            store.maintain()
-            time.sleep(0.2)
-        after = _vacuumed(fresh_url)
-        assert after["inbox"][1] < 200, after
-        assert not after["history"][0]  # append-only: never vacuumed by the store
-    finally:
-        store.close()
+    for n in range(300):
+        store.create_instance(new_instance(f"i{n}"), ACTIVE_STATUSES)
+    while items := store.fetch_orchestration_work("w1", at(), 100, 30.0):
+        assert store.commit_checkpoints("w1", [checkpoint(i) for i in items], at()) == []
+    # Every start message was consumed: 300 dead inbox rows, none live.
+    _maintain_until(store, fresh_url, "inbox", 1)
+    after = _tables(fresh_url)
+    assert after["inbox"][2] < 200, after
+    assert not after["history"][1]  # append-only: never vacuumed by the store

@@ -121,7 +121,6 @@ class Worker:
         self._next_due_known = False
         self.activities.on_result = self._on_activity_result
         self.activities.on_completed = self._wake_orchestrations
-        self._serial_writes = store.serial_writes
         self.activities.claimable = self._claimable
         self.activities.on_kept = self._wake_for_results
         self.orchestrations.take_results = self.activities.take_results
@@ -164,8 +163,7 @@ class Worker:
         # stopped), the activity loop reports them itself, in parallel, so a stream of
         # results does not wait for rounds. A round woken only by results asks the store
         # for no other work unless a fetch is due (see _fetch_due).
-        self._orch_results = True
-        self._orch_wake.set()
+        self._wake_for_results()
         if self._activities_report():
             self._act_wake.set()
 
@@ -187,7 +185,7 @@ class Worker:
         on PostgreSQL the activity loop's commit runs beside the round, which is faster
         (W1 -9 % when it waited)."""
         return (
-            self._serial_writes
+            self.store.serial_writes
             and not self._stopping.is_set()
             and self.orchestrations.cache.live(result.item.instance_id, result.item.execution_id)
             is not None
