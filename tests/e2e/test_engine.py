@@ -178,6 +178,31 @@ def test_hello_cities_runs_on_a_real_worker_thread(tmp_path: Path) -> None:
     assert len(instance_id) == 32 and int(instance_id, 16) >= 0
 
 
+def test_blocking_activities_of_a_fan_out_run_at_once(tmp_path: Path) -> None:
+    """Activities that block (here: until all eight have started) each get a thread,
+    though short ones share one: were they run one after another, none would finish."""
+    app = make_app()
+    app._store_spec = f"sqlite:///{tmp_path}/blocking.db"
+    barrier = threading.Barrier(8, timeout=20)
+
+    @app.activity
+    def meet(i: int) -> int:
+        barrier.wait()
+        return i
+
+    @app.orchestrator
+    def meeting(context):
+        first = yield context.task_all([context.call_activity("double", i) for i in range(50)])
+        met = yield context.task_all([context.call_activity("meet", i) for i in range(8)])
+        return [sum(first), sorted(met)]
+
+    with app.running():
+        client = app.sync_client()
+        status = client.wait_for_completion(client.start_new("meeting"), timeout=30)
+    assert status.runtime_status is S.Completed, status.output
+    assert status.output == [2 * sum(range(50)), list(range(8))]
+
+
 def test_a_wait_wakes_when_a_worker_in_this_process_finishes_the_instance(
     tmp_path: Path,
 ) -> None:

@@ -14,7 +14,6 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +25,7 @@ from perdure.orchestration.durable_http import HTTP_ACTIVITY
 from perdure.store.base import ActivityResult, ActivityWorkItem, Store
 from perdure.worker.clock import Clock
 from perdure.worker.http_activity import http_activity
+from perdure.worker.pool import ElasticPool
 
 log = logging.getLogger("perdure.worker")
 
@@ -83,7 +83,7 @@ class ActivityDispatcher:
         self.results: queue.SimpleQueue[ActivityResult] = queue.SimpleQueue()
         self.in_flight: dict[int, ActivityWorkItem] = {}
         self._lock = threading.Lock()
-        self._pool: ThreadPoolExecutor | None = None
+        self._pool: ElasticPool | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: threading.Thread | None = None
         self.on_result: Callable[[], None] = lambda: None
@@ -196,10 +196,9 @@ class ActivityDispatcher:
             if self._pool is None:
                 with self._lock:  # tasks start from the orchestration thread too
                     if self._pool is None:
-                        self._pool = ThreadPoolExecutor(self.max_concurrency, "perdure-activity")
+                        self._pool = ElasticPool(self.max_concurrency, "perdure-activity")
             ctx = contextvars.copy_context()
-            future: Future[None] = self._pool.submit(ctx.run, self._run_sync, fn, item)
-            del future
+            self._pool.submit(ctx.run, self._run_sync, fn, item)
 
     def _context(self, item: ActivityWorkItem) -> ActivityContext:
         return ActivityContext(
@@ -261,7 +260,7 @@ class ActivityDispatcher:
 
     def shutdown(self, wait: bool) -> None:
         if self._pool is not None:
-            self._pool.shutdown(wait=wait, cancel_futures=not wait)
+            self._pool.shutdown(wait=wait)
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._loop.stop)
             if self._loop_thread is not None:
