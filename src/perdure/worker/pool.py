@@ -13,6 +13,7 @@ blocked one. A thread idle for ``idle_seconds`` exits, all but the last.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 import time
@@ -62,6 +63,7 @@ class ElasticPool:
         self._watcher: threading.Thread | None = None
         self._watcher_asleep = False  # in its untimed wait: no job queued when it looked
         self._closed = False
+        self._numbers = itertools.count(1)  # thread names
         self.peak_threads = 0  # the most threads alive at once: for tests and stats
 
     @property
@@ -113,7 +115,7 @@ class ElasticPool:
         for _ in range(start):
             self._starting += 1
             thread = threading.Thread(
-                target=self._run, name=f"{self.name}-{len(self._threads)}", daemon=True
+                target=self._run, name=f"{self.name}-{next(self._numbers)}", daemon=True
             )
             self._threads.append(thread)
             thread.start()
@@ -136,7 +138,10 @@ class ElasticPool:
                     self._idle += 1
                     notified = self._work.wait(self.idle_seconds)
                     self._idle -= 1
-                    if notified and self._notified:
+                    # Any return takes one notice: a notify that meets a wait timing out
+                    # wakes that thread though the wait reports a timeout, and a notice
+                    # never taken would count a thread as coming forever.
+                    if self._notified:
                         self._notified -= 1
                     if not notified and not self._jobs and len(self._threads) > 1:
                         self._threads.remove(me)

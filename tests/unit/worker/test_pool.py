@@ -164,3 +164,30 @@ def test_idle_threads_exit_but_the_last() -> None:
 def test_max_threads_must_be_positive() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         ElasticPool(0, "t")
+
+
+def test_no_job_is_stranded_when_notices_meet_idle_timeouts() -> None:
+    # Idle threads time out all the time here, so notifies keep meeting waits that are
+    # timing out (the wait then reports a timeout though it took the notice). Were such
+    # a notice counted as still on its way, a later job on the quiet pool would wait for
+    # a thread that is not coming, until some idle timeout.
+    pool = ElasticPool(4, "t", idle_seconds=0.0001)
+    done: list[int] = []
+    lock = threading.Lock()
+
+    def job(i: int) -> None:
+        with lock:
+            done.append(i)
+
+    for i in range(6000):
+        pool.submit(job, i)
+        if i % 3 == 0:
+            time.sleep(0.0001)
+    _wait_until(lambda: len(done) == 6000, timeout=30)
+    assert sorted(done) == list(range(6000))
+    pool.idle_seconds = 60  # from now on an idle timeout would not come in time
+    time.sleep(0.05)  # the threads settle into their long waits
+    ran = threading.Event()
+    pool.submit(ran.set)
+    assert ran.wait(3)
+    pool.shutdown(wait=True)
