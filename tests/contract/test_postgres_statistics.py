@@ -93,3 +93,50 @@ def test_queue_tables_with_more_dead_rows_than_live_ones_are_vacuumed(
     after = _tables(fresh_url)
     assert after["inbox"][2] < 200, after
     assert not after["history"][1]  # append-only: never vacuumed by the store
+
+
+def _reltuples(url: str, table: str) -> float:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT reltuples FROM pg_class WHERE oid = %s::regclass", (f"perdure.{table}",)
+        ).fetchone()
+    assert row is not None
+    return float(row[0])
+
+
+def _explain_generic(url: str, statement: str, args: str) -> str:
+    """The generic plan a pooled connection would run ``statement`` with."""
+    with psycopg.connect(url) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE p AS {statement}")
+        return "\n".join(r[0] for r in conn.execute(f"EXPLAIN EXECUTE p({args})").fetchall())
+
+
+def test_a_queue_table_grown_past_statistics_taken_while_empty_is_analyzed_again(
+    unvacuumed: PostgresStore, fresh_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = unvacuumed
+    monkeypatch.setattr(pg_store, "_ANALYZE_EVERY", 0.0)
+    # Statistics taken while the inbox held only dead rows (an ANALYZE, or a VACUUM, at
+    # the end of a burst): the planner believes it empty.
+    for n in range(300):
+        store.create_instance(new_instance(f"old{n}"), ACTIVE_STATUSES)
+    while items := store.fetch_orchestration_work("w1", at(), 100, 30.0):
+        assert store.commit_checkpoints("w1", [checkpoint(i) for i in items], at()) == []
+    with psycopg.connect(fresh_url, autocommit=True) as admin:
+        admin.execute("ANALYZE perdure.inbox")
+    assert _reltuples(fresh_url, "inbox") == 0
+    delete = "DELETE FROM perdure.inbox WHERE hub = 'maint' AND id = ANY($1::bigint[])"
+    for n in range(pg_store._ANALYZE_AT_ROWS * 3):
+        store.create_instance(new_instance(f"new{n}"), ACTIVE_STATUSES)
+    deadline = time.monotonic() + 30  # the server's live-row counts lag its commits
+    while _reltuples(fresh_url, "inbox") < pg_store._ANALYZE_AT_ROWS:
+        assert time.monotonic() < deadline, _reltuples(fresh_url, "inbox")
+        store.maintain()
+        time.sleep(0.2)
+    # Told its size, the planner deletes consumed messages by looking their IDs up.
+    assert "inbox_pkey" in _explain_generic(fresh_url, delete, "'{1,2,3}'")
+    # Once told, it is left alone until the table outgrows its statistics again.
+    analyzed = _tables(fresh_url)
+    store.maintain()
+    assert _tables(fresh_url) == analyzed
