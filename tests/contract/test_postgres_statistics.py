@@ -64,6 +64,14 @@ def _maintain_until(store: PostgresStore, url: str, table: str, column: int) -> 
         time.sleep(0.2)
 
 
+def _start_and_consume(store: PostgresStore, n: int, prefix: str) -> None:
+    """Start n instances and run one episode of each: n start messages, all consumed."""
+    for i in range(n):
+        store.create_instance(new_instance(f"{prefix}{i}"), ACTIVE_STATUSES)
+    while items := store.fetch_orchestration_work("w1", at(), 100, 30.0):
+        assert store.commit_checkpoints("w1", [checkpoint(i) for i in items], at()) == []
+
+
 def test_grown_tables_without_statistics_are_analyzed_once(
     unvacuumed: PostgresStore, fresh_url: str
 ) -> None:
@@ -84,10 +92,7 @@ def test_queue_tables_with_more_dead_rows_than_live_ones_are_vacuumed(
 ) -> None:
     store = unvacuumed
     monkeypatch.setattr(pg_store, "_VACUUM_AT_DEAD", 200)
-    for n in range(300):
-        store.create_instance(new_instance(f"i{n}"), ACTIVE_STATUSES)
-    while items := store.fetch_orchestration_work("w1", at(), 100, 30.0):
-        assert store.commit_checkpoints("w1", [checkpoint(i) for i in items], at()) == []
+    _start_and_consume(store, 300, "i")
     # Every start message was consumed: 300 dead inbox rows, none live.
     _maintain_until(store, fresh_url, "inbox", 1)
     after = _tables(fresh_url)
@@ -119,10 +124,7 @@ def test_a_queue_table_grown_past_statistics_taken_while_empty_is_analyzed_again
     monkeypatch.setattr(pg_store, "_ANALYZE_EVERY", 0.0)
     # Statistics taken while the inbox held only dead rows (an ANALYZE, or a VACUUM, at
     # the end of a burst): the planner believes it empty.
-    for n in range(300):
-        store.create_instance(new_instance(f"old{n}"), ACTIVE_STATUSES)
-    while items := store.fetch_orchestration_work("w1", at(), 100, 30.0):
-        assert store.commit_checkpoints("w1", [checkpoint(i) for i in items], at()) == []
+    _start_and_consume(store, 300, "old")
     with psycopg.connect(fresh_url, autocommit=True) as admin:
         admin.execute("ANALYZE perdure.inbox")
     assert _reltuples(fresh_url, "inbox") == 0
