@@ -79,13 +79,18 @@ class ElasticPool:
             self._jobs.append((fn, args))
             if not self._running and self._notified + self._starting == 0:
                 # Nobody running will come back for it: hand it to a thread now.
-                self._wake_or_start(1)
-            else:
+                try:
+                    self._wake_or_start(1)
+                except RuntimeError:
+                    if self._threads:  # one of them takes it; the watcher retries
+                        log.warning("pool %r could not start a thread", self.name)
+                        return
+                    self._jobs.pop()  # not queued: the caller learns it
+                    raise
+            elif self._watcher_asleep:
                 # A running thread takes it when its job ends, unless that job blocks:
-                # the watcher sees to that.
-                self._ensure_watcher()
-                if self._watcher_asleep:
-                    self._watch.notify()
+                # the watcher (started with the first thread) sees to that.
+                self._watch.notify()
 
     def shutdown(self, wait: bool) -> None:
         """Stop taking jobs. ``wait``: run the queued ones and join the threads; else drop
@@ -112,21 +117,28 @@ class ElasticPool:
             self._notified += 1
             self._work.notify()
         start = min(wanted - wake, self.max_threads - len(self._threads))
+        if start > 0 and self._watcher is None:
+            self._start_watcher()
         for _ in range(start):
-            self._starting += 1
             thread = threading.Thread(
                 target=self._run, name=f"{self.name}-{next(self._numbers)}", daemon=True
             )
+            self._starting += 1
             self._threads.append(thread)
-            thread.start()
-        self.peak_threads = max(self.peak_threads, len(self._threads))
+            try:
+                thread.start()
+            except RuntimeError:  # out of threads (a process limit): counted as never begun
+                self._starting -= 1
+                self._threads.remove(thread)
+                raise
+            self.peak_threads = max(self.peak_threads, len(self._threads))
 
-    def _ensure_watcher(self) -> None:
-        if self._watcher is None:
-            self._watcher = threading.Thread(
-                target=self._watch_stalls, name=f"{self.name}-watch", daemon=True
-            )
-            self._watcher.start()
+    def _start_watcher(self) -> None:
+        watcher = threading.Thread(
+            target=self._watch_stalls, name=f"{self.name}-watch", daemon=True
+        )
+        watcher.start()  # may raise: then no thread starts either, and this is tried again
+        self._watcher = watcher
 
     # threads -----------------------------------------------------------------
     def _run(self) -> None:
@@ -178,5 +190,8 @@ class ElasticPool:
                     continue
                 # Jobs wait and every running job has run a whole stall: those threads
                 # are held. One more thread per waiting job, then watch again.
-                self._wake_or_start(len(self._jobs) - coming)
+                try:
+                    self._wake_or_start(len(self._jobs) - coming)
+                except RuntimeError:
+                    log.warning("pool %r could not start a thread; trying again", self.name)
                 self._watch.wait(self.stall)

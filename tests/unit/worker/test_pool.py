@@ -191,3 +191,50 @@ def test_no_job_is_stranded_when_notices_meet_idle_timeouts() -> None:
     pool.submit(ran.set)
     assert ran.wait(3)
     pool.shutdown(wait=True)
+
+
+def test_a_thread_that_cannot_start_is_tried_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = ElasticPool(4, "t")
+    gate = threading.Event()
+    started = threading.Event()
+
+    def first() -> None:
+        started.set()
+        gate.wait(5)
+
+    pool.submit(first)
+    assert started.wait(5)
+    real_start = threading.Thread.start
+    refusals: list[str] = []
+
+    def refuse(self: threading.Thread) -> None:
+        refusals.append(self.name)
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    ran = threading.Event()
+    pool.submit(ran.set)  # queued behind the blocked job; the watcher fails to add a thread
+    _wait_until(lambda: len(refusals) >= 2)  # and keeps trying
+    assert not ran.is_set()
+    monkeypatch.setattr(threading.Thread, "start", real_start)
+    assert ran.wait(5)  # the next try starts a thread for it, the first job still blocked
+    assert not gate.is_set() and pool.threads == 2
+    gate.set()
+    pool.shutdown(wait=True)
+
+
+def test_a_job_no_thread_can_run_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    pool = ElasticPool(4, "t")
+
+    def refuse(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    with pytest.raises(RuntimeError, match="can't start"):
+        pool.submit(print, "never")
+    monkeypatch.undo()
+    ran = threading.Event()
+    pool.submit(ran.set)  # the refused job was not left queued in front of it
+    assert ran.wait(5)
+    assert pool.threads == 1
+    pool.shutdown(wait=True)
