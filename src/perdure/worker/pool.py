@@ -79,12 +79,11 @@ class ElasticPool:
             self._jobs.append((fn, args))
             if not self._running and self._notified + self._starting == 0:
                 # Nobody running will come back for it: hand it to a thread now.
+                # (No thread is running, coming or busy, so any thread is idle and gets
+                # woken; starting one fails only when there is none.)
                 try:
                     self._wake_or_start(1)
                 except RuntimeError:
-                    if self._threads:  # one of them takes it; the watcher retries
-                        log.warning("pool %r could not start a thread", self.name)
-                        return
                     self._jobs.pop()  # not queued: the caller learns it
                     raise
             elif self._watcher_asleep:
