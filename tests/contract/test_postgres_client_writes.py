@@ -9,7 +9,6 @@ from typing import Any
 
 import psycopg
 
-from perdure.model import events as ev
 from perdure.model.status import ACTIVE_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.store.base import Message
@@ -109,37 +108,5 @@ def test_client_writes_on_connections_the_server_closed_apply_exactly_once(
         assert [getattr(m.event, "name", None) for m in work["a"].messages] == ["orch", "one"]
         assert [getattr(m.event, "name", None) for m in work["@cart@1"].messages] == ["op"]
         assert len(work["b"].messages) == 1
-    finally:
-        store.close()
-
-
-def test_concurrent_enqueues_are_committed_together(pg_url: str) -> None:
-    store = PostgresStore(pg_url, hub=new_hub(), max_size=4)
-    try:
-        create(store, "a")
-        group = store._messages
-        start = threading.Barrier(16)
-
-        def send(worker: int) -> None:
-            start.wait()
-            for n in range(20):
-                store.enqueue_if(Message("a", raised(f"{worker}.{n}")), ACTIVE_STATUSES)
-
-        threads = [threading.Thread(target=send, args=(w,)) for w in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert group.requests == 320
-        assert group.batches < 320  # callers that met a batch in flight shared the next one
-        raised_events = [
-            m.event for m in lease(store, "w1")["a"].messages
-            if isinstance(m.event, ev.EventRaised)
-        ]
-        names = [e.name for e in raised_events]
-        assert sorted(names) == sorted(f"{w}.{n}" for w in range(16) for n in range(20))
-        for w in range(16):  # each caller's own messages stay in the order it sent them
-            mine = [x for x in names if x.startswith(f"{w}.")]
-            assert mine == [f"{w}.{n}" for n in range(20)]
     finally:
         store.close()

@@ -23,14 +23,18 @@ class _Slot(Generic[Req, Res]):
 
     __slots__ = ("done", "error", "lead", "request", "result", "wake")
 
-    def __init__(self, request: Req) -> None:
+    def __init__(self, request: Req, wait: bool) -> None:
         self.request = request
         self.done = False
         self.lead = False
         self.result: Res | None = None
         self.error: BaseException | None = None
-        self.wake = threading.Lock()
-        self.wake.acquire()
+        # Only a caller that queues behind a batch waits; one that finds none in flight
+        # leads at once and needs no lock (most calls, where callers seldom meet).
+        self.wake: threading.Lock | None = None
+        if wait:
+            self.wake = threading.Lock()
+            self.wake.acquire()
 
 
 class GroupCommit(Generic[Req, Res]):
@@ -70,20 +74,28 @@ class GroupCommit(Generic[Req, Res]):
         self.requests = 0
 
     def submit(self, request: Req) -> Res:
-        slot: _Slot[Req, Res] = _Slot(request)
         with self._lock:
-            self._queue.append(slot)
-            lead = not self._running
-            self._running = True
+            if self._running:
+                slot: _Slot[Req, Res] = _Slot(request, wait=True)
+                self._queue.append(slot)
+                lead = False
+            else:
+                # Nothing in flight means nothing queued: this caller's batch is itself.
+                self._running = True
+                slot = _Slot(request, wait=False)
+                batch = [slot]
+                lead = True
         if not lead:
+            assert slot.wake is not None
             slot.wake.acquire()  # released once: settled, or made the next batch's leader
-            lead = slot.lead
+            if slot.lead:
+                # This caller writes everything queued: its own request first in line,
+                # then those who queued while the last batch ran.
+                with self._lock:
+                    batch = self._queue[: self._max_batch]
+                    del self._queue[: self._max_batch]
+                lead = True
         if lead:
-            # This caller writes everything queued (its own request first in line, or
-            # behind those who queued while the last batch ran).
-            with self._lock:
-                batch = self._queue[: self._max_batch]
-                del self._queue[: self._max_batch]
             try:
                 self._run(batch)
             finally:
@@ -104,7 +116,7 @@ class GroupCommit(Generic[Req, Res]):
                 self._running = False
         for s in batch:
             s.done = True
-            if s.wake.locked() and not s.lead:
+            if s.wake is not None and s.wake.locked() and not s.lead:
                 s.wake.release()
 
     def _run(self, batch: list[_Slot[Req, Res]]) -> None:

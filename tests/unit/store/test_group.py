@@ -164,4 +164,4 @@ def test_max_batch_must_be_positive() -> None:
 def _slot(request: int):  # type: ignore[no-untyped-def]
     from perdure.store.group import _Slot
 
-    return _Slot(request)
+    return _Slot(request, wait=False)

@@ -43,6 +43,7 @@ from perdure.store.base import (
     OrchestrationWorkItem,
     finished_ids,
 )
+from perdure.store.group import GroupCommit
 from perdure.store.listeners import Listeners
 from perdure.store.migrate import load_migrations
 
@@ -172,6 +173,16 @@ class SqliteStore(Listeners):
         self._last_unsure_wake = 0.0
         self._unsure = False  # a change seen that our own commits may not explain
         self._last_checkpoint = 0.0
+        # Concurrent client messages (raise, signal) share one transaction: the writer
+        # lock, BEGIN and COMMIT are paid once per batch instead of once per message.
+        # A failed batch rolled back whole, so its requests may run again one by one,
+        # except after a busy timeout, which would only be waited for once per request.
+        self._messages: GroupCommit[tuple[Message, frozenset[Status]], Status | None]
+        self._messages = GroupCommit(
+            self._enqueue_many,
+            alone=lambda request: self._enqueue_many([request])[0],
+            alone_if=lambda exc: not isinstance(exc, TimeoutError),
+        )
         self.migrate()
 
     def _connect(self) -> sqlite3.Connection:
@@ -416,10 +427,10 @@ class SqliteStore(Listeners):
         )
 
     def _insert_messages_tx(
-        self, cur: sqlite3.Cursor, messages: list[Message], now: float | None
+        self, cur: sqlite3.Cursor, messages: list[Message], now: float | None, ensure: bool = True
     ) -> None:
         entities = {m.instance_id for m in messages if m.instance_id.startswith("@")}
-        if entities:
+        if entities and ensure:
             self._ensure_entities_tx(cur, sorted(entities), now)
         if messages:
             # Only into existing instances: a message to an unknown ID is dropped, not orphaned.
@@ -444,21 +455,38 @@ class SqliteStore(Listeners):
             )
 
     def enqueue_if(self, message: Message, allowed: frozenset[Status]) -> Status | None:
-        with self._tx() as cur:
-            if message.instance_id.startswith("@"):
-                self._ensure_entities_tx(cur, [message.instance_id], time.time())
-            row = cur.execute(
-                "SELECT status FROM instances WHERE hub=? AND instance_id=?",
-                (self.hub, message.instance_id),
-            ).fetchone()
-            if row is None:
-                return None
-            status = Status(row[0])
-            if status in allowed:
-                self._insert_messages_tx(cur, [message], time.time())
+        status = self._messages.submit((message, allowed))
         if status in allowed:
             self._changed()
         return status
+
+    def _enqueue_many(
+        self, requests: list[tuple[Message, frozenset[Status]]]
+    ) -> list[Status | None]:
+        """Commit the messages of concurrent ``enqueue_if`` calls in one transaction.
+
+        Each is checked against its target's status as of that transaction; client
+        messages change no status, so the order within the batch does not matter to it."""
+        now = time.time()
+        with self._tx() as cur:
+            entities = sorted({m.instance_id for m, _ in requests if m.instance_id[:1] == "@"})
+            if entities:
+                self._ensure_entities_tx(cur, entities, now)
+            statuses: dict[str, Status | None] = {}
+            for message, _ in requests:
+                if message.instance_id not in statuses:
+                    row = cur.execute(
+                        "SELECT status FROM instances WHERE hub=? AND instance_id=?",
+                        (self.hub, message.instance_id),
+                    ).fetchone()
+                    statuses[message.instance_id] = None if row is None else Status(row[0])
+            results = [statuses[m.instance_id] for m, _ in requests]
+            accepted = [
+                m for (m, allowed), status in zip(requests, results, strict=True)
+                if status in allowed
+            ]
+            self._insert_messages_tx(cur, accepted, now, ensure=False)
+        return results
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         rows = self._read(
