@@ -111,6 +111,7 @@ class GroupCommit(Generic[Req, Res]):
             if self._queue:
                 nxt = self._queue[0]
                 nxt.lead = True
+                assert nxt.wake is not None  # every queued caller waits on its lock
                 nxt.wake.release()
             else:
                 self._running = False
