@@ -78,9 +78,7 @@ def test_grown_tables_without_statistics_are_analyzed_once(
     store = unvacuumed
     store.maintain()
     assert not any(a for a, _, _ in _tables(fresh_url).values())  # nothing has grown yet
-    # A first burst of a few hundred starts: enough for plans that scan the hub to hurt
-    # (W1's 500 on a fresh database: 50-90 ms per fetch).
-    for n in range(300):
+    for n in range(pg_store._ANALYZE_AT_ROWS + 50):
         store.create_instance(new_instance(f"i{n}"), ACTIVE_STATUSES)
     _maintain_until(store, fresh_url, "instances", 0)
     done = _tables(fresh_url)

@@ -184,8 +184,8 @@ class Store(Protocol):
         """Block up to ``timeout`` s until another process may have added work; True if so."""
 
     def maintain(self) -> None:
-        """Housekeeping the worker's watch loop calls up to twice a second: it paces its
-        own work, and is cheap when there is nothing to do."""
+        """Housekeeping the worker's watch loop calls every few seconds (cheap when there
+        is nothing to do)."""
 
     def close(self) -> None: ...
 

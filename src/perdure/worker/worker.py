@@ -355,10 +355,10 @@ class Worker:
             if time.monotonic() - last_recovery > 2.0:
                 last_recovery = time.monotonic()
                 self.recover_dead_owners()
-            try:
-                self.store.maintain()  # paces itself
-            except Exception:
-                log.warning("store housekeeping failed", exc_info=True)
+                try:
+                    self.store.maintain()
+                except Exception:
+                    log.warning("store housekeeping failed", exc_info=True)
 
     def recover_dead_owners(self) -> int:
         """Release leases held by workers on this host whose process no longer exists."""

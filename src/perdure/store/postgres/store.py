@@ -72,9 +72,9 @@ _MIGRATION_LOCK = 0x70657264757265  # "perdure"
 _RETRIES = 3  # extra attempts after a connection error that provably committed nothing
 _PURGE_BATCH = 500
 # maintain(): how often it looks, which tables it may analyze, from what size.
-_MAINTAIN_EVERY = 1.0
+_MAINTAIN_EVERY = 5.0
 _ANALYZED_TABLES = frozenset({"instances", "history", "inbox", "tasks"})
-_ANALYZE_AT_ROWS = 100
+_ANALYZE_AT_ROWS = 1000
 _UNDERESTIMATED = 2  # re-analyze when live rows exceed the planner's estimate this many times
 _ANALYZE_EVERY = 10.0  # seconds: at most this often per table
 _VACUUMED_TABLES = frozenset({"instances", "inbox", "tasks"})  # rewritten all the time
