@@ -121,30 +121,27 @@ def test_concurrent_enqueues_each_get_their_own_outcome_and_nothing_is_lost(
 def test_concurrent_enqueues_are_committed_together(store: Store) -> None:
     # Both stores group the messages of concurrent callers (perdure.store.group).
     group: GroupCommit[Any, Any] = store._messages  # type: ignore[attr-defined]
-    try:
-        create(store, "a")
-        start = threading.Barrier(16)
+    create(store, "a")
+    start = threading.Barrier(16)
 
-        def send(worker: int) -> None:
-            start.wait()
-            for n in range(20):
-                store.enqueue_if(Message("a", raised(f"{worker}.{n}")), ACTIVE_STATUSES)
+    def send(worker: int) -> None:
+        start.wait()
+        for n in range(20):
+            store.enqueue_if(Message("a", raised(f"{worker}.{n}")), ACTIVE_STATUSES)
 
-        threads = [threading.Thread(target=send, args=(w,)) for w in range(16)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-        assert group.requests == 320
-        assert group.batches < 320  # callers that met a batch in flight shared the next one
-        raised_events = [
-            m.event for m in lease(store, "w1")["a"].messages
-            if isinstance(m.event, ev.EventRaised)
-        ]
-        names = [e.name for e in raised_events]
-        assert sorted(names) == sorted(f"{w}.{n}" for w in range(16) for n in range(20))
-        for w in range(16):  # each caller's own messages stay in the order it sent them
-            mine = [x for x in names if x.startswith(f"{w}.")]
-            assert mine == [f"{w}.{n}" for n in range(20)]
-    finally:
-        assert not group._running and not group._queue  # idle again, nothing stranded
+    threads = [threading.Thread(target=send, args=(w,)) for w in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert group.requests == 320
+    assert group.batches < 320  # callers that met a batch in flight shared the next one
+    assert not group._running and not group._queue  # idle again, nothing stranded
+    raised_events = [
+        m.event for m in lease(store, "w1")["a"].messages if isinstance(m.event, ev.EventRaised)
+    ]
+    names = [e.name for e in raised_events]
+    assert sorted(names) == sorted(f"{w}.{n}" for w in range(16) for n in range(20))
+    for w in range(16):  # each caller's own messages stay in the order it sent them
+        mine = [x for x in names if x.startswith(f"{w}.")]
+        assert mine == [f"{w}.{n}" for n in range(20)]

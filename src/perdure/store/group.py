@@ -21,11 +21,10 @@ class _Slot(Generic[Req, Res]):
     """One caller's request; ``wake`` is held until the caller may go on (its request
     is settled, or it is to lead the next batch), so each caller is woken once, alone."""
 
-    __slots__ = ("done", "error", "lead", "request", "result", "wake")
+    __slots__ = ("error", "lead", "request", "result", "wake")
 
     def __init__(self, request: Req, wait: bool) -> None:
         self.request = request
-        self.done = False
         self.lead = False
         self.result: Res | None = None
         self.error: BaseException | None = None
@@ -75,27 +74,20 @@ class GroupCommit(Generic[Req, Res]):
 
     def submit(self, request: Req) -> Res:
         with self._lock:
-            if self._running:
-                slot: _Slot[Req, Res] = _Slot(request, wait=True)
+            alone = not self._running  # nothing in flight means nothing queued
+            self._running = True
+            slot: _Slot[Req, Res] = _Slot(request, wait=not alone)
+            if not alone:
                 self._queue.append(slot)
-                lead = False
-            else:
-                # Nothing in flight means nothing queued: this caller's batch is itself.
-                self._running = True
-                slot = _Slot(request, wait=False)
-                batch = [slot]
-                lead = True
-        if not lead:
-            assert slot.wake is not None
+        batch = [slot]
+        if slot.wake is not None:
             slot.wake.acquire()  # released once: settled, or made the next batch's leader
             if slot.lead:
-                # This caller writes everything queued: its own request first in line,
-                # then those who queued while the last batch ran.
+                # Its own request first in line, then those who queued behind it.
                 with self._lock:
                     batch = self._queue[: self._max_batch]
                     del self._queue[: self._max_batch]
-                lead = True
-        if lead:
+        if alone or slot.lead:
             try:
                 self._run(batch)
             finally:
@@ -116,8 +108,7 @@ class GroupCommit(Generic[Req, Res]):
             else:
                 self._running = False
         for s in batch:
-            s.done = True
-            if s.wake is not None and s.wake.locked() and not s.lead:
+            if s.wake is not None and not s.lead:  # a waiter; its leader woke already
                 s.wake.release()
 
     def _run(self, batch: list[_Slot[Req, Res]]) -> None:
