@@ -176,6 +176,12 @@ class Store(Protocol):
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after this process commits new work (in-process wake-up)."""
 
+    def add_start_listener(self, callback: Callable[[OrchestrationWorkItem], bool]) -> None:
+        """Offer each instance that ``create_instance`` in this process created under a
+        new ID to ``callback`` after the commit, as the work item a fetch would return
+        (unleased; its only message the ExecutionStarted). A callback that returns True
+        takes it, and the ``add_listener`` callbacks are not called for that commit."""
+
     def add_finish_listener(self, callback: Callable[[Sequence[str]], None]) -> None:
         """Call ``callback`` with the IDs of instances that a checkpoint commit of this
         process brought to a terminal status (waiters on those instances look again)."""

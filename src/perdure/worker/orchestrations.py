@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -78,6 +79,9 @@ class OrchestrationDispatcher:
         self.cache = cache if cache is not None else RuntimeCache()
         self.episodes = 0
         self.fetched_full = False  # the last round leased a full batch: more may wait
+        # Instances created by clients of this process, offered by the store after their
+        # commit (see offer_start): the next round starts them without a fetch.
+        self._starts: deque[OrchestrationWorkItem] = deque()
         # Called after a commit that added activity tasks / messages visible now.
         self.on_new_tasks: Callable[[], None] = lambda: None
         self.on_new_messages: Callable[[], None] = lambda: None
@@ -94,16 +98,40 @@ class OrchestrationDispatcher:
         self.on_results_committed: Callable[[list[ActivityResult]], None] = lambda r: None
         self.on_results_failed: Callable[[list[ActivityResult]], None] = lambda r: None
 
+    def offer_start(self, item: OrchestrationWorkItem) -> bool:
+        """Take an instance a client of this process has just created, to start it in the
+        next round without fetching it: the round's checkpoint claims it (the fence
+        accepts it only if nobody leased it and it is still unstarted). False if its
+        orchestrator is not registered here or enough starts already wait; the instance
+        is then fetched as usual. A start taken here and never run (a stop, a crash, a
+        refused claim) is still in the inbox for any worker."""
+        if item.instance.name not in self.orchestrators or len(self._starts) >= self.batch_size:
+            return False
+        self._starts.append(item)
+        return True
+
+    @property
+    def starts_waiting(self) -> bool:
+        return bool(self._starts)
+
+    def _take_starts(self) -> list[OrchestrationWorkItem]:
+        out: list[OrchestrationWorkItem] = []
+        while self._starts and len(out) < self.batch_size:
+            out.append(self._starts.popleft())
+        return out
+
     def tick(self, fetch: bool = True) -> int:
         """Process one batch; return how many instances (and activity results) it handled.
 
         Results of this worker's activities whose orchestration is live in the cache skip
         the inbox: the next episode runs on them at once and its checkpoint claims the
-        instance and deletes their tasks, one transaction per step instead of two. The
-        store is asked for work when ``fetch`` (something may be waiting there) or when
-        some results need the usual path."""
+        instance and deletes their tasks, one transaction per step instead of two.
+        Instances created in this process (``offer_start``) are claimed the same way.
+        The store is asked for work when ``fetch`` (something may be waiting there) or
+        when some results need the usual path."""
         now = self.clock.now()
         live, results = self._split_live(self.take_results())
+        starts = self._take_starts()
         items: list[OrchestrationWorkItem] = []
         if fetch or results:
             try:
@@ -116,12 +144,19 @@ class OrchestrationDispatcher:
             if results:
                 self.on_results_committed(results)
         self.fetched_full = len(items) >= self.batch_size
-        if not items and not live:
+        fetched = {item.instance.instance_id for item in items}
+        # A start that a fetch leased (this round) or an earlier round ran is not ours
+        # to claim: the fetched item holds the same message.
+        starts = [
+            s for s in starts
+            if s.instance.instance_id not in fetched
+            and self.cache.live(s.instance.instance_id, s.instance.execution_id) is None
+        ]
+        if not items and not live and not starts:
             return len(results)
         checkpoints: list[Checkpoint] = []
         runtimes: dict[str, tuple[str, OrchestrationRuntime]] = {}
         histories = self._load_replays(items)
-        fetched = {item.instance.instance_id for item in items}
         work: list[tuple[str, Callable[[], tuple[Checkpoint, OrchestrationRuntime | None]]]]
         work = [
             (i.instance.instance_id, partial(self._process, i, now, histories,
@@ -132,6 +167,8 @@ class OrchestrationDispatcher:
             (iid, partial(self._claim, iid, rs, now)) for iid, rs in live.items()
             if iid not in fetched
         ]
+        work += [(s.instance.instance_id, partial(self._start, s, now)) for s in starts]
+        claimed = (live.keys() - fetched) | {s.instance.instance_id for s in starts}
         for instance_id, episode in work:
             started = time.perf_counter()
             try:
@@ -142,6 +179,8 @@ class OrchestrationDispatcher:
                 self.store.release_instances(self.owner, [instance_id])
                 if instance_id in live:
                     self.on_results_failed(live.pop(instance_id))
+                if instance_id in claimed:
+                    self.on_new_messages()  # its messages wait in the inbox: fetch them
                 continue
             checkpoints.append(cp)
             if runtime is not None:
@@ -171,7 +210,7 @@ class OrchestrationDispatcher:
                 self.cache.discard(instance_id)
             else:
                 self.cache.put(instance_id, execution_id, runtime)
-        lost_leases = lost - (live.keys() - fetched)
+        lost_leases = lost - claimed
         if lost_leases:
             log.warning(
                 "lease lost for %d instance(s); their work was not committed", len(lost_leases)
@@ -192,6 +231,15 @@ class OrchestrationDispatcher:
             self.on_new_timers()
         self.episodes += len(checkpoints)
         return len(work) + len(results) + sum(len(rs) for rs in live.values())
+
+    def _start(
+        self, item: OrchestrationWorkItem, now: Any
+    ) -> tuple[Checkpoint, OrchestrationRuntime | None]:
+        """The first episode of an instance created in this process, without a lease: its
+        checkpoint claims the instance if nobody has started it meanwhile."""
+        cp, runtime = self._process(item, now)
+        cp.claim = True
+        return cp, runtime
 
     def _split_live(
         self, results: list[ActivityResult]

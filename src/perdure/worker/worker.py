@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from perdure.store.base import ActivityResult, Store
+from perdure.store.base import ActivityResult, OrchestrationWorkItem, Store
 from perdure.worker.activities import ActivityDispatcher
 from perdure.worker.cache import RuntimeCache
 from perdure.worker.clock import Clock, SystemClock
@@ -109,7 +109,8 @@ class Worker:
         # Hints say a fetch may find work. The dispatchers raise them precisely after their
         # own commits, so a worker does not query the store for work it knows is not there.
         self._orch_hint = True
-        self._orch_results = False  # finished activities wait for the orchestration loop
+        # Finished activities, or starts by clients of this process, wait for the loop.
+        self._orch_local = False
         self._last_fetch = time.monotonic()
         self._act_hint = True
         self._client_commits = 0
@@ -122,7 +123,7 @@ class Worker:
         self.activities.on_result = self._on_activity_result
         self.activities.on_completed = self._wake_orchestrations
         self.activities.claimable = self._claimable
-        self.activities.on_kept = self._wake_for_results
+        self.activities.on_kept = self._wake_for_local_work
         self.orchestrations.take_results = self.activities.take_results
         self.orchestrations.on_results_committed = self._on_results_committed
         self.orchestrations.on_results_failed = self._on_results_returned
@@ -132,6 +133,7 @@ class Worker:
         self.orchestrations.on_new_messages = self._wake_orchestrations
         self.orchestrations.on_new_timers = self._forget_next_due
         store.add_listener(self._on_store_commit)
+        store.add_start_listener(self._on_local_start)
         on_change = getattr(self.clock, "on_change", None)
         if on_change is not None:
             on_change(self.wake)
@@ -163,19 +165,19 @@ class Worker:
         # stopped), the activity loop reports them itself, in parallel, so a stream of
         # results does not wait for rounds. A round woken only by results asks the store
         # for no other work unless a fetch is due (see _fetch_due).
-        self._wake_for_results()
+        self._wake_for_local_work()
         if self._activities_report():
             self._act_wake.set()
 
-    def _wake_for_results(self) -> None:
-        self._orch_results = True
+    def _wake_for_local_work(self) -> None:
+        self._orch_local = True
         self._orch_wake.set()
 
     def _on_results_returned(self, results: list[ActivityResult]) -> None:
         # Not committed (a failed commit, a refused claim): kept for the next round,
         # which is due now, not at the next poll.
         self.activities.restore(results)
-        self._wake_for_results()
+        self._wake_for_local_work()
 
     def _claimable(self, result: ActivityResult) -> bool:
         """Whether the activity loop leaves a result to the orchestration loop even while
@@ -208,6 +210,17 @@ class Worker:
         if threading.current_thread() not in self._threads:
             self._client_commits += 1
             self._wake_orchestrations()
+
+    def _on_local_start(self, item: OrchestrationWorkItem) -> bool:
+        # A client in this process created an instance: a running worker starts it in its
+        # next round without fetching it (a fetch is a transaction of its own). Its own
+        # loops never create instances this way.
+        if not self.running or threading.current_thread() in self._threads:
+            return False
+        if not self.orchestrations.offer_start(item):
+            return False
+        self._wake_for_local_work()
+        return True
 
     def _forget_next_due(self) -> None:
         self._next_due_known = False
@@ -255,10 +268,10 @@ class Worker:
         while not self._stopping.is_set():
             self._orch_wake.clear()
             hinted, self._orch_hint = self._orch_hint, False
-            results, self._orch_results = self._orch_results, False
-            if results and not hinted:
+            local, self._orch_local = self._orch_local, False
+            if local and not hinted:
                 hinted = self._fetch_due()
-            if hinted or results:
+            if hinted or local:
                 streaming, self._client_commits = self._client_commits >= 2, 0
                 if streaming and hinted:
                     self._stopping.wait(_LINGER)
@@ -276,6 +289,8 @@ class Worker:
                 finally:
                     self._orch_busy = False
                 backoff = 0.05
+                if self.orchestrations.starts_waiting:
+                    self._wake_for_local_work()  # more starts came than one round takes
                 if self.orchestrations.fetched_full:
                     self._orch_hint = True  # a full batch: more may be waiting
                     continue

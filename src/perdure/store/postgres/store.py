@@ -155,8 +155,8 @@ _CREATE_NEW = (
     " m AS (INSERT INTO perdure.inbox"
     " (hub, instance_id, execution_id, event_type, data, visible_at, created_at)"
     " SELECT %(hub)s, c.instance_id, %(execution_id)s, %(event_type)s, %(data)s, 0,"
-    " %(queued_at)s FROM c RETURNING 1)"
-    " SELECT pg_notify(%(channel)s, %(token)s) FROM m"
+    " %(queued_at)s FROM c RETURNING id)"
+    " SELECT m.id, pg_notify(%(channel)s, %(token)s) FROM m"
 )
 
 
@@ -713,7 +713,7 @@ class PostgresStore(Listeners):
         )
         if not created:
             self._run(lambda conn: self._create_existing_tx(conn, new, dedupe))
-        self._changed()
+        self._started(new, int(created[0][0]) if created else None)
 
     def _create_existing_tx(
         self, conn: Conn, new: NewInstance, dedupe: frozenset[Status]
