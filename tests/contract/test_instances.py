@@ -12,6 +12,7 @@ from perdure.model.status import ACTIVE_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.store.base import ActivityTask, Message, Store
 
+from .conftest import new_hub
 from .support import at, checkpoint, create, lease, new_instance, raised
 
 
@@ -29,6 +30,26 @@ def test_create_instance_is_pending_with_its_start_message_queued(store: Store) 
 def test_get_instance_and_history_of_unknown_id_are_empty(store: Store) -> None:
     assert store.get_instance("nope") is None
     assert store.get_history("nope") == []
+
+
+def test_get_instances_reads_the_existing_ones_of_many_ids(store: Store, make_store) -> None:  # type: ignore[no-untyped-def]
+    ids = [f"i{n:04}" for n in range(1200)]  # more than one SQLite statement's worth
+    for instance_id in ids[::2]:
+        create(store, instance_id)
+    other = make_store(hub=new_hub())
+    create(other, "i0001")  # same ID, another hub: not ours
+    records = store.get_instances([*ids, "i0000", "i0000"])
+    assert sorted(r.instance_id for r in records) == ids[::2]
+    one = store.get_instance("i0000")
+    assert one is not None and one in records
+    assert store.get_instances([]) == []
+    assert store.get_instances(["nope"]) == []
+    # Filtered by status: only the finished one of three.
+    item = lease(store, "W")["i0002"]
+    assert store.commit_checkpoints("W", [checkpoint(item, status=Status.Completed)], at()) == []
+    finished = store.get_instances(["i0000", "i0002", "i0004"], frozenset({Status.Completed}))
+    assert [(r.instance_id, r.status) for r in finished] == [("i0002", Status.Completed)]
+    assert store.get_instances(["i0002"], frozenset()) == []
 
 
 def test_create_refuses_an_id_whose_status_is_in_dedupe(store: Store) -> None:

@@ -212,6 +212,12 @@ class Store(Protocol):
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None: ...
 
+    def get_instances(
+        self, instance_ids: Sequence[str], statuses: frozenset[Status] | None = None
+    ) -> list[InstanceRecord]:
+        """The rows of those of ``instance_ids`` that exist (and, if given, have one of
+        ``statuses``), in no particular order."""
+
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         """The current execution's history, in order."""
 

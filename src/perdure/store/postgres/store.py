@@ -804,6 +804,23 @@ class PostgresStore(Listeners):
         )
         return _record(rows[0]) if rows else None
 
+    def get_instances(
+        self, instance_ids: Sequence[str], statuses: frozenset[Status] | None = None
+    ) -> list[InstanceRecord]:
+        ids = list(dict.fromkeys(instance_ids))
+        if not ids or (statuses is not None and not statuses):
+            return []
+        only = " AND status = ANY(%b::text[])" if statuses is not None else ""
+        params: list[Any] = [self.hub, ids]
+        if statuses is not None:
+            params.append(sorted(s.value for s in statuses))
+        rows = self._statement(
+            f"SELECT {_INSTANCE_COLUMNS} FROM perdure.instances"
+            f" WHERE hub = %s AND instance_id = ANY(%b::text[]){only}",
+            params,
+        )
+        return [_record(r) for r in rows]
+
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         rows = self._statement(
             "SELECT h.event_type, h.data FROM perdure.history h JOIN perdure.instances i"

@@ -512,6 +512,24 @@ class SqliteStore(Listeners):
         )
         return _record(rows[0]) if rows else None
 
+    def get_instances(
+        self, instance_ids: Sequence[str], statuses: frozenset[Status] | None = None
+    ) -> list[InstanceRecord]:
+        ids = list(dict.fromkeys(instance_ids))
+        wanted = sorted(s.value for s in statuses) if statuses is not None else []
+        only = f" AND status IN ({','.join('?' * len(wanted))})" if statuses is not None else ""
+        out: list[InstanceRecord] = []
+        for start in range(0, len(ids), 500):  # well under SQLite's bound-parameter limit
+            chunk = ids[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._read(
+                f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE hub=? AND instance_id IN"
+                f" ({marks}){only}",
+                [self.hub, *chunk, *wanted],
+            )
+            out.extend(_record(r) for r in rows)
+        return out
+
     def get_history(self, instance_id: str) -> list[HistoryEvent]:
         with self._read_lock:
             self._reader.execute("BEGIN")  # one snapshot for both reads
