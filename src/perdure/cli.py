@@ -598,7 +598,7 @@ def key(ctx: click.Context) -> None:
 @click.option("--workers", type=click.IntRange(0), default=1, show_default=True,
               help="Worker processes: this one plus N-1 children (0: HTTP only)")
 @click.option("--concurrency", type=click.IntRange(1), default=None,
-              help="Activities each worker process runs at once [default 32]")
+              help="Activities each worker process runs at once [default 128]")
 @click.option("--anonymous-starters", is_flag=True,
               help="Serve /api/orchestrators/... without the API key")
 @click.option("--log-level", default="info", show_default=True,
@@ -646,7 +646,7 @@ def serve(app_spec: str | None, functions_app: str | None, stub_bindings: tuple[
 @main.command()
 @click.argument("app_spec", metavar="MODULE:app")
 @click.option("--concurrency", type=click.IntRange(1), default=None,
-              help="Activities run at once [default 32]")
+              help="Activities run at once [default 128]")
 @click.option("--log-format", type=click.Choice(["text", "json"]), default=None,
               envvar="PERDURE_LOG_FORMAT", help="json: one JSON object per line, worker "
               "steps included [env PERDURE_LOG_FORMAT]")

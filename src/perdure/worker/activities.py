@@ -71,7 +71,7 @@ class ActivityDispatcher:
         clock: Clock,
         owner: str,
         *,
-        max_concurrency: int = 32,
+        max_concurrency: int = 128,
         lease_seconds: float = 30.0,
     ) -> None:
         self.store = store

@@ -72,7 +72,7 @@ class Worker:
         *,
         entities: dict[str, Callable[..., Any]] | None = None,
         clock: Clock | None = None,
-        max_concurrent_activities: int = 32,
+        max_concurrent_activities: int = 128,
         orchestration_batch_size: int = 100,
         lease_seconds: float = 30.0,
         cache_size: int = 10_000,
