@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
-from perdure.model.events import ExecutionStarted
 from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.store.base import InstanceRecord, Message, NewInstance, OrchestrationWorkItem
 
@@ -54,8 +52,7 @@ class Listeners:
 
 def _fresh_item(new: NewInstance, message_id: int) -> OrchestrationWorkItem:
     """The work item of an instance as its creating commit left it."""
-    start: ExecutionStarted = new.start
-    created: datetime = new.created_at
+    start, created = new.start, new.created_at
     record = InstanceRecord(
         instance_id=new.instance_id,
         name=start.name,

@@ -353,14 +353,16 @@ class SqliteStore(Listeners):
     # client side ------------------------------------------------------------
     def create_instance(self, new: NewInstance, dedupe: frozenset[Status]) -> None:
         with self._tx() as cur:
-            message_id = self._create_instance_tx(cur, new, dedupe)
+            fresh = self._create_instance_tx(cur, new, dedupe)
+            # The start message was the transaction's last insert.
+            message_id = cur.execute("SELECT last_insert_rowid()").fetchone()[0] if fresh else None
         self._started(new, message_id)
 
     def _create_instance_tx(
         self, cur: sqlite3.Cursor, new: NewInstance, dedupe: frozenset[Status]
-    ) -> int | None:
-        """Create (or replace) the instance; return its ExecutionStarted's inbox row ID
-        if the ID was new (a replaced instance returns None)."""
+    ) -> bool:
+        """Create (or replace) the instance with its ExecutionStarted queued; True if the
+        ID was new."""
         row = cur.execute(
             "SELECT status FROM instances WHERE hub=? AND instance_id=?",
             (self.hub, new.instance_id),
@@ -407,23 +409,8 @@ class SqliteStore(Listeners):
                     start.parent_instance_id,
                 ),
             )
-            # Its own statement, not _insert_messages_tx's guarded executemany: the row
-            # exists, and lastrowid is the new message's ID.
-            cur.execute(
-                "INSERT INTO inbox (hub, instance_id, execution_id, event_type, data,"
-                " visible_at, created_at) VALUES (?,?,?,?,?,0,?)",
-                (
-                    self.hub,
-                    new.instance_id,
-                    start.execution_id,
-                    start.event_type,
-                    event_to_json(start),
-                    now,
-                ),
-            )
-            return cur.lastrowid
         self._insert_messages_tx(cur, [Message(new.instance_id, start, start.execution_id)], now)
-        return None
+        return row is None
 
     def _delete_instance_data_tx(
         self, cur: sqlite3.Cursor, ids: list[str], keep_row: bool = False
