@@ -23,6 +23,7 @@ from benchmarks.chaos_app import (
     ledger_id,
 )
 from perdure.model.codec import decode
+from perdure.model.events import BATCH
 
 # Events that close one scheduled task: at most one of them per task_scheduled_id.
 _RESULTS = (
@@ -96,10 +97,25 @@ def read_tables(store_url: str, hub: str) -> Tables:
     names = [c.strip() for c in _COLUMNS.split(",")]
     return Tables(
         instances={r[0]: dict(zip(names, r, strict=True)) for r in inst},
-        history=[tuple(r) for r in hist],  # type: ignore[misc]
+        history=_events(hist),
         inbox=int(inbox[0]) if inbox else 0,
         tasks=int(tasks[0]) if tasks else 0,
     )
+
+
+def _events(rows: Any) -> list[tuple[str, str, int, str, str]]:
+    """History rows as one entry per event: a row of several (BATCH) is split into its
+    events at consecutive positions, each with its fields as JSON text."""
+    out: list[tuple[str, str, int, str, str]] = []
+    for iid, eid, seq, etype, data in rows:
+        if etype == BATCH:
+            out.extend(
+                (iid, eid, seq + k, kind, json.dumps(fields))
+                for k, (kind, fields) in enumerate(json.loads(data))
+            )
+        else:
+            out.append((iid, eid, seq, etype, data))
+    return out
 
 
 def check_histories(tables: Tables, result: CheckResult) -> None:
@@ -130,7 +146,7 @@ def check_histories(tables: Tables, result: CheckResult) -> None:
             result.violations.append(f"{iid!r}: history gaps at {missing[:10]}")
         if len(seqs) != inst["history_length"]:
             result.violations.append(
-                f"{iid!r}: {len(seqs)} history rows but history_length"
+                f"{iid!r}: {len(seqs)} history events but history_length"
                 f" {inst['history_length']}"
             )
         ordered = sorted(rows)

@@ -123,6 +123,35 @@ def test_checkpoint_writes_history_tasks_messages_and_releases_the_lease(store: 
     assert again.instance.history_length == 1
 
 
+def test_histories_of_many_checkpoints_read_back_whole_and_in_order(store: Store) -> None:
+    """A checkpoint's events are stored together (a long one in several rows); every
+    way of reading a history returns each event once, in order."""
+    create(store, "a")
+    item = lease(store, "A")["a"]
+    many = [
+        ev.TaskScheduled(timestamp=at(), event_id=i, name="act", input=f'"{i}"')
+        for i in range(2 * ev.BATCH_EVENTS + 300)
+    ]
+    first = [*(m.event for m in item.messages), *many]
+    assert store.commit_checkpoints("A", [checkpoint(item, first)], at()) == []
+    store.enqueue_if(Message("a", raised("go", '"x"')), ACTIVE_STATUSES)
+    item = lease(store, "A")["a"]
+    assert item.instance.history_length == len(first)
+    second = [ev.OrchestratorStarted(timestamp=at()), *(m.event for m in item.messages)]
+    assert store.commit_checkpoints("A", [checkpoint(item, second)], at()) == []
+    store.enqueue_if(Message("a", raised("one")), ACTIVE_STATUSES)
+    item = lease(store, "A")["a"]
+    third = [m.event for m in item.messages]  # a checkpoint of a single event
+    assert store.commit_checkpoints("A", [checkpoint(item, third)], at()) == []
+    expected = first + second + third
+    eid = item.instance.execution_id
+    assert store.get_history("a") == expected
+    assert store.load_history("a", eid) == expected
+    assert store.load_histories([("a", eid)]) == {"a": expected}
+    record = store.get_instance("a")
+    assert record is not None and record.history_length == len(expected)
+
+
 def test_commit_after_lease_expiry_writes_nothing(store: Store) -> None:
     create(store, "a")
     stale = lease(store, "A", lease_seconds=0.3)["a"]

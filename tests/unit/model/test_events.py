@@ -127,3 +127,32 @@ def test_equal_instants_in_other_time_zones_keep_their_own_offsets() -> None:
     assert ev.event_from_json("OrchestratorStarted", second).timestamp.utcoffset() == timedelta(
         hours=2
     )
+
+
+def test_a_checkpoints_events_are_one_row_that_reads_back_in_order() -> None:
+    events = [_sample(cls) for cls in ev.EVENT_TYPES.values()]
+    rows = ev.history_rows(4, events)
+    assert [(seq, kind) for seq, kind, _ in rows] == [(4, ev.BATCH)]
+    assert ev.events_from_rows([(kind, data) for _, kind, data in rows]) == events
+    assert ev.events_from_row(rows[0][1], rows[0][2]) == events
+
+
+def test_one_event_keeps_a_row_of_its_own_type() -> None:
+    event = _sample(ev.TaskScheduled)
+    assert ev.history_rows(0, [event]) == [(0, "TaskScheduled", ev.event_to_json(event))]
+
+
+def test_long_checkpoints_split_into_rows_at_consecutive_positions() -> None:
+    events = [ev.TaskScheduled(timestamp=T, event_id=i, name="a") for i in range(2500)]
+    rows = ev.history_rows(10, events)
+    assert [seq for seq, _, _ in rows] == [10, 10 + ev.BATCH_EVENTS, 10 + 2 * ev.BATCH_EVENTS]
+    assert ev.events_from_rows([(kind, data) for _, kind, data in rows]) == events
+
+
+def test_rows_of_single_events_and_batches_read_back_together() -> None:
+    """Histories written one row per event (earlier versions) continue with batches."""
+    old = [ev.OrchestratorStarted(timestamp=T), _sample(ev.ExecutionStarted)]
+    new = [_sample(ev.TaskCompleted), ev.OrchestratorCompleted(timestamp=T)]
+    rows = [(e.event_type, ev.event_to_json(e)) for e in old]
+    rows += [(kind, data) for _, kind, data in ev.history_rows(len(old), new)]
+    assert ev.events_from_rows(rows) == old + new

@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from perdure.model.events import FailureDetails, event_to_json
+from perdure.model.events import FailureDetails, event_to_json, history_rows
 from perdure.model.status import TERMINAL_STATUSES
 from perdure.store.base import Checkpoint
 
@@ -136,9 +136,9 @@ def one_statement(
     NULLs when it leased none."""
     ctes, params = fenced(hub, owner, cps, stamp)
     history = [
-        (cp.instance_id, cp.execution_id, cp.history_length + n, e.event_type, event_to_json(e))
+        (cp.instance_id, cp.execution_id, *row)
         for cp in cps
-        for n, e in enumerate(cp.history)
+        for row in history_rows(cp.history_length, cp.history)
     ]
     if history:
         ctes.append(

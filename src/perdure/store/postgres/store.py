@@ -22,7 +22,15 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from perdure.errors import InstanceAlreadyExistsError
-from perdure.model.events import FailureDetails, HistoryEvent, event_from_json, event_to_json
+from perdure.model.events import (
+    FailureDetails,
+    HistoryEvent,
+    event_from_json,
+    event_to_json,
+    events_from_row,
+    events_from_rows,
+    history_rows,
+)
 from perdure.model.status import ACTIVE_STATUSES, TERMINAL_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.store.base import (
@@ -829,7 +837,7 @@ class PostgresStore(Listeners):
             " WHERE i.hub = %s AND i.instance_id = %s ORDER BY h.seq",
             (self.hub, instance_id),
         )
-        return [event_from_json(t, d) for t, d in rows]
+        return events_from_rows(rows)
 
     def _where(self, q: InstanceQuery) -> tuple[str, list[Any]]:
         clauses: list[str] = ["hub = %s"]
@@ -1084,7 +1092,7 @@ class PostgresStore(Listeners):
             " WHERE hub = %s AND instance_id = %s AND execution_id = %s ORDER BY seq",
             (self.hub, instance_id, execution_id),
         )
-        return [event_from_json(t, d) for t, d in rows]
+        return events_from_rows(rows)
 
     def load_histories(
         self, executions: list[tuple[str, str]]
@@ -1098,7 +1106,7 @@ class PostgresStore(Listeners):
             (*_columns(executions, 2), self.hub),
         )
         for iid, etype, data in rows:
-            out[iid].append(event_from_json(etype, data))
+            out[iid].extend(events_from_row(etype, data))
         return out
 
     def commit_checkpoints(
@@ -1223,10 +1231,9 @@ class PostgresStore(Listeners):
                 (hub, reset),
             )
         history = [
-            (cp.instance_id, cp.execution_id, (0 if cp.replace_history else cp.history_length) + n,
-             e.event_type, event_to_json(e))
+            (cp.instance_id, cp.execution_id, *row)
             for cp in done if cp.new_execution is None
-            for n, e in enumerate(cp.history)
+            for row in history_rows(0 if cp.replace_history else cp.history_length, cp.history)
         ]
         if history:
             # The primary key makes a second writer of the same positions fail here.

@@ -28,6 +28,9 @@ from perdure.model.events import (
     HistoryEvent,
     event_from_json,
     event_to_json,
+    events_from_row,
+    events_from_rows,
+    history_rows,
 )
 from perdure.model.status import TERMINAL_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
@@ -535,7 +538,7 @@ class SqliteStore(Listeners):
             " ORDER BY seq",
             (self.hub, instance_id, execution_id),
         ).fetchall()
-        return [event_from_json(t, d) for t, d in rows]
+        return events_from_rows(rows)
 
     def _where(self, q: InstanceQuery) -> tuple[str, list[Any]]:
         clauses: list[str] = ["hub=?"]
@@ -718,7 +721,7 @@ class SqliteStore(Listeners):
                 ).fetchall()
                 for iid, eid, etype, data in rows:
                     if wanted[iid] == eid:
-                        out[iid].append(event_from_json(etype, data))
+                        out[iid].extend(events_from_row(etype, data))
         return out
 
     def commit_checkpoints(
@@ -806,15 +809,8 @@ class SqliteStore(Listeners):
                 first = 0 if cp.replace_history else cp.history_length
                 length = first + len(cp.history)
                 history.extend(
-                    (
-                        hub,
-                        cp.instance_id,
-                        cp.execution_id,
-                        first + n,
-                        e.event_type,
-                        event_to_json(e),
-                    )
-                    for n, e in enumerate(cp.history)
+                    (hub, cp.instance_id, cp.execution_id, seq, kind, data)
+                    for seq, kind, data in history_rows(first, cp.history)
                 )
             updates.append(
                 (
