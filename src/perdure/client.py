@@ -408,11 +408,11 @@ class SyncClient:
         """Block until every one of the instances is Completed, Failed or Terminated;
         return their statuses in the order given.
 
-        One read covers many instances: after the first look, a commit of this process
-        that finishes some of them has only those read again, and the poll for workers
-        elsewhere (backing off from 10 ms to ``poll_interval``) reads those of the
-        unfinished ones that have finished since. Waiting for n instances costs a few
-        reads, not n.
+        One read covers many instances: after the first look, instances that commits of
+        this process finish are read once all the rest are known finished too, and the
+        poll for workers elsewhere (backing off from 10 ms to ``poll_interval``) reads
+        those of the unfinished ones that have finished since. Waiting for n instances
+        costs a few reads, not n.
 
         >>> ids = [client.start_new("hello_cities") for _ in range(100)]  # doctest: +SKIP
         >>> outputs = [s.output for s in client.wait_for_all(ids, timeout=60)]  # doctest: +SKIP
@@ -429,6 +429,7 @@ class SyncClient:
         delay = 0.01
         next_poll = time.monotonic() + delay
         done: dict[str, DurableOrchestrationStatus] = {}
+        reported: set[str] = set()  # finished by this process, not yet read
         waiter = self._finishes.watch(wanted)  # before the first look, as above
         try:
             records = self.store.get_instances(wanted)
@@ -451,16 +452,23 @@ class SyncClient:
                     )
                 waiter.event.wait(max(0.0, min(next_poll - time.monotonic(), left)))
                 waiter.event.clear()
-                finished = waiter.take()
+                reported.update(waiter.take())
                 if time.monotonic() >= next_poll:
                     look = pending
                     delay = min(delay * 2, poll_interval)
                     next_poll = time.monotonic() + delay
+                elif reported.issuperset(pending):
+                    look = pending
                 else:
-                    look = [i for i in dict.fromkeys(finished) if i not in done]
+                    # Read the ones this process finished only once all are: one read
+                    # instead of one per commit while the rest still run.
+                    records = []
+                    continue
+                reported.difference_update(look)
                 # Only finished rows: the unfinished ones would be read (and decoded) for
-                # nothing on every poll.
-                records = self.store.get_instances(look, TERMINAL_STATUSES) if look else []
+                # nothing on every poll. One reported finished but started again since
+                # (replaced, rewound) stays pending.
+                records = self.store.get_instances(look, TERMINAL_STATUSES)
         finally:
             self._finishes.unwatch(wanted, waiter)
 
