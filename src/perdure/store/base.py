@@ -168,11 +168,6 @@ class Store(Protocol):
     """What every backend provides. Methods are thread-safe."""
 
     hub: str
-    # One write transaction at a time (SQLite): two threads committing at once only queue
-    # for the lock, so the worker gives a result to the loop that can commit it with the
-    # episode it feeds rather than in a transaction of its own.
-    serial_writes: bool
-
     def add_listener(self, callback: Callable[[], None]) -> None:
         """Call ``callback`` after this process commits new work (in-process wake-up)."""
 

@@ -301,8 +301,6 @@ class PostgresStore(Listeners):
     >>> store = PostgresStore("postgresql://app@db/perdure", hub="orders")  # doctest: +SKIP
     """
 
-    serial_writes = False
-
     def __init__(
         self,
         url: str,

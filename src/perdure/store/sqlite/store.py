@@ -149,8 +149,6 @@ class SqliteStore(Listeners):
     >>> store = SqliteStore("perdure.db", hub="orders")  # doctest: +SKIP
     """
 
-    serial_writes = True
-
     def __init__(self, path: str, hub: str = "default", synchronous: str = "normal") -> None:
         if synchronous.lower() not in ("normal", "full", "extra"):
             raise ValidationError(
