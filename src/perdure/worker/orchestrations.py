@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -54,6 +57,24 @@ def _missing(name: str) -> Callable[[Any], Any]:
     return orchestrator
 
 
+_COMMITTER = threading.local()  # .active on the thread committing overlapped rounds
+
+
+@dataclass
+class _Commit:
+    """One round's checkpoints on their way to the store, and what settling them needs."""
+
+    checkpoints: list[Checkpoint]
+    live: dict[str, list[ActivityResult]]
+    fetched: set[str]
+    claimed: set[str]
+    runtimes: dict[str, tuple[str, OrchestrationRuntime]]
+    spans: tracing.PendingSpans
+    now: Any
+    ids: frozenset[str] = frozenset()
+    future: Future[tuple[list[str], list[ActivityWorkItem]]] | None = None
+
+
 class OrchestrationDispatcher:
     """One round (``tick``) = fetch a batch, replay each instance, group-commit."""
 
@@ -82,6 +103,11 @@ class OrchestrationDispatcher:
         # Instances created by clients of this process, offered by the store after their
         # commit (see offer_start): the next round starts them without a fetch.
         self._starts: deque[OrchestrationWorkItem] = deque()
+        # tick(overlap=True): the commit running beside the next round, results for its
+        # instances held until it is settled, and the thread that commits.
+        self._inflight: _Commit | None = None
+        self._deferred: list[ActivityResult] = []
+        self._executor: ThreadPoolExecutor | None = None
         # Called after a commit that added activity tasks / messages visible now.
         self.on_new_tasks: Callable[[], None] = lambda: None
         self.on_new_messages: Callable[[], None] = lambda: None
@@ -120,8 +146,13 @@ class OrchestrationDispatcher:
             out.append(self._starts.popleft())
         return out
 
-    def tick(self, fetch: bool = True) -> int:
+    def tick(self, fetch: bool = True, overlap: bool = False) -> int:
         """Process one batch; return how many instances (and activity results) it handled.
+
+        With ``overlap`` the round's commit runs on a thread of its own while the caller
+        goes on to the next round (which commits only after it, and leaves that commit's
+        instances to the round after); :meth:`flush` waits for it. Python runs the next
+        episodes while the database works (SQLite releases the GIL while it writes).
 
         Results of this worker's activities whose orchestration is live in the cache skip
         the inbox: the next episode runs on them at once and its checkpoint claims the
@@ -129,8 +160,11 @@ class OrchestrationDispatcher:
         Instances created in this process (``offer_start``) are claimed the same way.
         The store is asked for work when ``fetch`` (something may be waiting there) or
         when some results need the usual path."""
+        # A fetch may run beside the commit in flight. Should it lease an instance that
+        # commit claims, one of the two loses its fence and nothing is written twice:
+        # the claim, or (had the commit landed first) nothing, the fetch seeing it.
+        live, results = self._split_live(self._deferred + self.take_results())
         now = self.clock.now()
-        live, results = self._split_live(self.take_results())
         starts = self._take_starts()
         items: list[OrchestrationWorkItem] = []
         if fetch or results:
@@ -187,35 +221,117 @@ class OrchestrationDispatcher:
                 runtimes[cp.instance_id] = (cp.execution_id, runtime)
             steps.episode_done(cp, time.perf_counter() - started)
         spans = tracing.pending_spans(self.store, checkpoints)
-        scheduled = sum(len(cp.tasks) for cp in checkpoints)
-        take = min(scheduled, self.task_slots()) if scheduled else 0
+        handled = len(work) + len(results) + sum(len(rs) for rs in live.values())
+        commit = _Commit(checkpoints, live, fetched, claimed, runtimes, spans, now)
+        self.flush()  # the previous round's commit: at most one runs beside a round
+        # A round of one instance commits in this thread: a chain or a lone orchestration
+        # (W4) has no other episode to run meanwhile and would only pay the hand-off
+        # (PostgreSQL W4 p50 2.9 -> 3.6 ms).
+        if overlap and len(checkpoints) > 1:
+            commit.ids = frozenset(cp.instance_id for cp in checkpoints)
+            take = self._take(checkpoints)
+            commit.future = self._pool().submit(
+                self._committed, self.store.commit_and_take_tasks, self.owner, checkpoints,
+                now, take, self.lease_seconds,
+            )
+            self._inflight = commit
+            return handled
         try:
             lost_ids, taken = self.store.commit_and_take_tasks(
-                self.owner, checkpoints, now, take, self.lease_seconds
+                self.owner, checkpoints, now, self._take(checkpoints), self.lease_seconds
             )
-            lost = set(lost_ids)
         except Exception:
-            self.on_results_failed([r for rs in live.values() for r in rs])
-            for cp in checkpoints:
-                self.cache.discard(cp.instance_id)
-            try:  # best effort: let the work be fetched again now, not after the lease expires
-                self.store.release_instances(self.owner, [cp.instance_id for cp in checkpoints])
-            except Exception:
-                log.debug("could not release leases after a failed commit", exc_info=True)
+            self._commit_failed(commit)
             raise
-        self._settle_live(live, lost, fetched)
-        spans.emit(lost)
-        for instance_id, (execution_id, runtime) in runtimes.items():
+        self._after_commit(commit, set(lost_ids), taken)
+        return handled
+
+    def _take(self, checkpoints: list[Checkpoint]) -> int:
+        scheduled = sum(len(cp.tasks) for cp in checkpoints)
+        return min(scheduled, self.task_slots()) if scheduled else 0
+
+    @staticmethod
+    def _committed(commit: Callable[..., Any], *args: Any) -> Any:
+        _COMMITTER.active = True
+        return commit(*args)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="perdure-commit")
+        return self._executor
+
+    @property
+    def committing(self) -> bool:
+        """Whether the calling thread is this process's checkpoint committer."""
+        return getattr(_COMMITTER, "active", False)
+
+    @property
+    def pending(self) -> bool:
+        """A commit is in flight, or results wait for the round after it."""
+        return self._inflight is not None or bool(self._deferred)
+
+    def holds(self, instance_id: str, execution_id: str) -> bool:
+        """Whether the next rounds run this execution without a fetch: it is live in the
+        cache, or its checkpoint is being committed (it is live again after that)."""
+        commit = self._inflight
+        if commit is not None and instance_id in commit.ids:
+            return any(
+                cp.instance_id == instance_id and cp.execution_id == execution_id
+                for cp in commit.checkpoints
+            )
+        return self.cache.live(instance_id, execution_id) is not None
+
+    def flush(self) -> None:
+        """Wait for the commit in flight (``tick(overlap=True)``) and settle it."""
+        commit, self._inflight = self._inflight, None
+        if commit is None:
+            return
+        assert commit.future is not None
+        try:
+            lost_ids, taken = commit.future.result()
+        except Exception:
+            self._commit_failed(commit)
+            raise
+        self._after_commit(commit, set(lost_ids), taken)
+
+    def close(self) -> None:
+        """Settle the commit in flight and give back results waiting for a round."""
+        try:
+            self.flush()
+        finally:
+            deferred, self._deferred = self._deferred, []
+            if deferred:
+                self.on_results_failed(deferred)
+            if self._executor is not None:
+                self._executor.shutdown(wait=True)
+                self._executor = None
+
+    def _commit_failed(self, commit: _Commit) -> None:
+        self.on_results_failed([r for rs in commit.live.values() for r in rs])
+        for cp in commit.checkpoints:
+            self.cache.discard(cp.instance_id)
+        try:  # best effort: let the work be fetched again now, not after the lease expires
+            self.store.release_instances(self.owner, [cp.instance_id for cp in commit.checkpoints])
+        except Exception:
+            log.debug("could not release leases after a failed commit", exc_info=True)
+
+    def _after_commit(
+        self, commit: _Commit, lost: set[str], taken: list[ActivityWorkItem]
+    ) -> None:
+        now = commit.now
+        self._settle_live(commit.live, lost, commit.fetched)
+        commit.spans.emit(lost)
+        for instance_id, (execution_id, runtime) in commit.runtimes.items():
             if instance_id in lost:
                 self.cache.discard(instance_id)
             else:
                 self.cache.put(instance_id, execution_id, runtime)
-        lost_leases = lost - claimed
+        lost_leases = lost - commit.claimed
         if lost_leases:
             log.warning(
                 "lease lost for %d instance(s); their work was not committed", len(lost_leases)
             )
-        committed = [cp for cp in checkpoints if cp.instance_id not in lost]
+        committed = [cp for cp in commit.checkpoints if cp.instance_id not in lost]
         if taken:
             self.on_tasks_taken(taken)
         if sum(len(cp.tasks) for cp in committed) > len(taken):
@@ -229,8 +345,7 @@ class OrchestrationDispatcher:
         if any(m.visible_at is not None and m.visible_at > now for cp in committed
                for m in cp.messages):
             self.on_new_timers()
-        self.episodes += len(checkpoints)
-        return len(work) + len(results) + sum(len(rs) for rs in live.values())
+        self.episodes += len(commit.checkpoints)
 
     def _start(
         self, item: OrchestrationWorkItem, now: Any
@@ -248,8 +363,12 @@ class OrchestrationDispatcher:
         rest, which go through the inbox."""
         live: dict[str, list[ActivityResult]] = {}
         rest: list[ActivityResult] = []
+        self._deferred = []
+        busy = self._inflight.ids if self._inflight is not None else frozenset()
         for r in results:
-            if self.cache.live(r.item.instance_id, r.item.execution_id) is not None:
+            if r.item.instance_id in busy:
+                self._deferred.append(r)  # for the round after that commit
+            elif self.cache.live(r.item.instance_id, r.item.execution_id) is not None:
                 live.setdefault(r.item.instance_id, []).append(r)
             else:
                 rest.append(r)

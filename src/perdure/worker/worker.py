@@ -187,8 +187,7 @@ class Worker:
         then fetched) made W1 18-20 % slower once a step's history became one row."""
         return (
             not self._stopping.is_set()
-            and self.orchestrations.cache.live(result.item.instance_id, result.item.execution_id)
-            is not None
+            and self.orchestrations.holds(result.item.instance_id, result.item.execution_id)
         )
 
     def _activities_report(self) -> bool:
@@ -205,7 +204,7 @@ class Worker:
         # work only (a client never adds activity tasks), so the activity loop is left be.
         # Nor does a client add a message visible later (timers come from orchestrations),
         # so the earliest due time the loop knows stays true: no query for it per round.
-        if threading.current_thread() not in self._threads:
+        if not self._own_thread():
             self._client_commits += 1
             self._wake_orchestrations()
 
@@ -213,12 +212,15 @@ class Worker:
         # A client in this process created an instance: a running worker starts it in its
         # next round without fetching it (a fetch is a transaction of its own). Its own
         # loops never create instances this way.
-        if not self.running or threading.current_thread() in self._threads:
+        if not self.running or self._own_thread():
             return False
         if not self.orchestrations.offer_start(item):
             return False
         self._wake_for_local_work()
         return True
+
+    def _own_thread(self) -> bool:
+        return threading.current_thread() in self._threads or self.orchestrations.committing
 
     def _forget_next_due(self) -> None:
         self._next_due_known = False
@@ -269,6 +271,7 @@ class Worker:
             local, self._orch_local = self._orch_local, False
             if local and not hinted:
                 hinted = self._fetch_due()
+            handled = 0
             if hinted or local:
                 streaming, self._client_commits = self._client_commits >= 2, 0
                 if streaming and hinted:
@@ -277,7 +280,7 @@ class Worker:
                 if hinted:
                     self._last_fetch = time.monotonic()
                 try:
-                    self.orchestrations.tick(fetch=hinted)
+                    handled = self.orchestrations.tick(fetch=hinted, overlap=True)
                 except Exception:
                     log.exception("orchestration dispatch failed; retrying in %.2fs", backoff)
                     self._orch_hint = True
@@ -292,9 +295,28 @@ class Worker:
                 if self.orchestrations.fetched_full:
                     self._orch_hint = True  # a full batch: more may be waiting
                     continue
+            if self.orchestrations.pending and (not handled or not self._orch_wake.is_set()):
+                # Nothing new to run beside it: settle the round's commit (it hands out
+                # the tasks it leased) rather than sleep or spin on results held for it;
+                # those then need a round.
+                try:
+                    self.orchestrations.flush()
+                except Exception:
+                    log.exception("orchestration commit failed; retrying in %.2fs", backoff)
+                    self._orch_hint = True
+                    self._stopping.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+                    continue
+                if self.orchestrations.pending:
+                    self._orch_local = True
+                continue
             if not self._orch_wake.wait(self._idle_wait()):
                 self._orch_hint = True  # timer due, or the safety-net poll
                 self._forget_next_due()
+        try:
+            self.orchestrations.close()
+        except Exception:
+            log.exception("could not commit the last orchestration round on shutdown")
 
     def _fetch_due(self) -> bool:
         """Whether a round woken only by results must still fetch: a stream of them never

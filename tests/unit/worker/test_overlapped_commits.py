@@ -1,0 +1,176 @@
+"""``tick(overlap=True)``: a round's commit runs on its own thread beside the next round,
+which commits only after it and holds back results for that commit's instances."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from perdure.model import events as ev
+from perdure.model.status import OrchestrationRuntimeStatus as Status
+from perdure.store.base import ActivityResult, ActivityWorkItem
+from perdure.store.sqlite.store import SqliteStore
+from perdure.worker.clock import SystemClock
+from perdure.worker.orchestrations import OrchestrationDispatcher
+from tests.contract.support import create
+
+
+def hello(context: Any) -> Any:
+    return "hello"
+    yield  # a generator
+
+
+def pair(context: Any) -> Any:
+    a, b = yield context.task_all(
+        [context.call_activity("act", 1), context.call_activity("act", 2)]
+    )
+    return a + b
+
+
+class Gate:
+    """Holds each commit until released, and records the order commits start and end."""
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.open = threading.Event()
+        self.log: list[str] = []
+        self._commit = store.commit_and_take_tasks
+        store.commit_and_take_tasks = self  # type: ignore[method-assign]
+
+    def __call__(self, *args: Any) -> Any:
+        self.log.append(f"start {len(args[1])}")
+        assert self.open.wait(10)
+        try:
+            return self._commit(*args)
+        finally:
+            self.log.append("end")
+
+
+def _dispatcher(tmp_path: Path) -> tuple[SqliteStore, OrchestrationDispatcher]:
+    store = SqliteStore(str(tmp_path / "s.db"))
+    dispatcher = OrchestrationDispatcher(
+        store, {"orch": hello, "pair": pair}, SystemClock(), "W"
+    )
+    return store, dispatcher
+
+
+def _statuses(store: SqliteStore, ids: list[str]) -> list[Status]:
+    return [r.status for r in store.get_instances(ids)]
+
+
+def test_a_rounds_commit_runs_beside_the_caller_until_flushed(tmp_path: Path) -> None:
+    store, dispatcher = _dispatcher(tmp_path)
+    for i in range(3):
+        create(store, f"i{i}")
+    gate = Gate(store)
+    assert dispatcher.tick(fetch=True, overlap=True) == 3  # returns with the commit held
+    assert dispatcher.pending
+    assert _statuses(store, ["i0", "i1", "i2"]) == [Status.Pending] * 3
+    gate.open.set()
+    dispatcher.flush()
+    assert not dispatcher.pending
+    assert _statuses(store, ["i0", "i1", "i2"]) == [Status.Completed] * 3
+    assert dispatcher.episodes == 3
+    dispatcher.close()
+    store.close()
+
+
+def test_the_next_round_commits_only_after_the_one_in_flight(tmp_path: Path) -> None:
+    store, dispatcher = _dispatcher(tmp_path)
+    create(store, "a0")
+    create(store, "a1")
+    gate = Gate(store)
+    assert dispatcher.tick(fetch=True, overlap=True) == 2
+    create(store, "b0")
+    create(store, "b1")
+    threading.Timer(0.2, gate.open.set).start()
+    # This round fetches and runs b0 and b1 while a0 and a1 commit, then waits for that
+    # commit before its own.
+    assert dispatcher.tick(fetch=True, overlap=True) == 2
+    dispatcher.flush()
+    assert gate.log == ["start 2", "end", "start 2", "end"]
+    assert _statuses(store, ["a0", "a1", "b0", "b1"]) == [Status.Completed] * 4
+    dispatcher.close()
+    store.close()
+
+
+def test_a_lone_instances_round_commits_in_the_callers_thread(tmp_path: Path) -> None:
+    store, dispatcher = _dispatcher(tmp_path)
+    create(store, "solo")
+    assert dispatcher.tick(fetch=True, overlap=True) == 1
+    assert not dispatcher.pending
+    assert _statuses(store, ["solo"]) == [Status.Completed]
+    store.close()
+
+
+def test_results_for_an_instance_in_flight_wait_for_the_round_after(tmp_path: Path) -> None:
+    store, dispatcher = _dispatcher(tmp_path)
+    create(store, "x", name="pair")
+    create(store, "y", name="pair")
+    assert dispatcher.tick(fetch=True) == 2  # both scheduled two activities
+    tasks = {(t.instance_id, t.task_id): t for t in store.fetch_activity_work("W", 10, 30)}
+    assert len(tasks) == 4
+    queue: list[ActivityResult] = []
+    dispatcher.take_results = lambda: [queue.pop() for _ in range(len(queue))]
+    committed: list[ActivityResult] = []
+    dispatcher.on_results_committed = committed.extend
+    inbox: list[Any] = []
+    complete_and_fetch = store.complete_and_fetch
+
+    def spy(owner: str, results: list[ActivityResult], *args: Any) -> Any:
+        inbox.extend(results)
+        return complete_and_fetch(owner, results, *args)
+
+    store.complete_and_fetch = spy  # type: ignore[method-assign]
+
+    def result(task: ActivityWorkItem) -> ActivityResult:
+        done = ev.TaskCompleted(
+            timestamp=datetime.now(UTC), task_scheduled_id=task.task_id, result=task.input
+        )
+        return ActivityResult(task, done)
+
+    gate = Gate(store)
+    queue += [result(tasks["x", 0]), result(tasks["y", 0])]
+    assert dispatcher.tick(fetch=False, overlap=True) == 4  # two claims, two results
+    queue += [result(tasks["x", 1]), result(tasks["y", 1])]
+    assert dispatcher.tick(fetch=False, overlap=True) == 0  # both instances are in flight
+    assert dispatcher.pending and gate.log == ["start 2"]
+    gate.open.set()
+    dispatcher.flush()
+    assert dispatcher.pending  # the held results still need a round
+    assert dispatcher.tick(fetch=False, overlap=True) == 4
+    dispatcher.flush()
+    assert not dispatcher.pending
+    records = store.get_instances(["x", "y"])
+    assert [(r.status, r.output) for r in records] == [(Status.Completed, "3")] * 2
+    assert inbox == []  # no result took the inbox
+    assert len(committed) == 4
+    dispatcher.close()
+    store.close()
+
+
+def test_close_gives_back_results_still_held(tmp_path: Path) -> None:
+    store, dispatcher = _dispatcher(tmp_path)
+    create(store, "x", name="pair")
+    create(store, "y", name="pair")
+    dispatcher.tick(fetch=True)
+    tasks = {(t.instance_id, t.task_id): t for t in store.fetch_activity_work("W", 10, 30)}
+    queue: list[ActivityResult] = []
+    dispatcher.take_results = lambda: [queue.pop() for _ in range(len(queue))]
+    returned: list[ActivityResult] = []
+    dispatcher.on_results_failed = returned.extend
+    gate = Gate(store)
+    for task_id in (0, 1):
+        queue += [
+            ActivityResult(t, ev.TaskCompleted(timestamp=datetime.now(UTC),
+                                               task_scheduled_id=task_id, result="1"))
+            for t in (tasks["x", task_id], tasks["y", task_id])
+        ]
+        dispatcher.tick(fetch=False, overlap=True)
+    gate.open.set()
+    dispatcher.close()
+    assert sorted((r.item.instance_id, r.item.task_id) for r in returned) == [
+        ("x", 1), ("y", 1)]
+    assert not dispatcher.pending
+    store.close()
