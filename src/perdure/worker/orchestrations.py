@@ -57,9 +57,6 @@ def _missing(name: str) -> Callable[[Any], Any]:
     return orchestrator
 
 
-_COMMITTER = threading.local()  # .active on the thread committing overlapped rounds
-
-
 @dataclass
 class _Commit:
     """One round's checkpoints on their way to the store, and what settling them needs."""
@@ -108,6 +105,7 @@ class OrchestrationDispatcher:
         self._inflight: _Commit | None = None
         self._deferred: list[ActivityResult] = []
         self._executor: ThreadPoolExecutor | None = None
+        self._committer: int | None = None  # that thread's ident
         # Called after a commit that added activity tasks / messages visible now.
         self.on_new_tasks: Callable[[], None] = lambda: None
         self.on_new_messages: Callable[[], None] = lambda: None
@@ -223,7 +221,11 @@ class OrchestrationDispatcher:
         spans = tracing.pending_spans(self.store, checkpoints)
         handled = len(work) + len(results) + sum(len(rs) for rs in live.values())
         commit = _Commit(checkpoints, live, fetched, claimed, runtimes, spans, now)
-        self.flush()  # the previous round's commit: at most one runs beside a round
+        try:
+            self.flush()  # the previous round's commit: at most one runs beside a round
+        except Exception:
+            self._commit_failed(commit)  # this round is not committed either
+            raise
         # A round of one instance commits in this thread: a chain or a lone orchestration
         # (W4) has no other episode to run meanwhile and would only pay the hand-off
         # (PostgreSQL W4 p50 2.9 -> 3.6 ms).
@@ -250,9 +252,8 @@ class OrchestrationDispatcher:
         scheduled = sum(len(cp.tasks) for cp in checkpoints)
         return min(scheduled, self.task_slots()) if scheduled else 0
 
-    @staticmethod
-    def _committed(commit: Callable[..., Any], *args: Any) -> Any:
-        _COMMITTER.active = True
+    def _committed(self, commit: Callable[..., Any], *args: Any) -> Any:
+        self._committer = threading.get_ident()
         return commit(*args)
 
     def _pool(self) -> ThreadPoolExecutor:
@@ -262,8 +263,8 @@ class OrchestrationDispatcher:
 
     @property
     def committing(self) -> bool:
-        """Whether the calling thread is this process's checkpoint committer."""
-        return getattr(_COMMITTER, "active", False)
+        """Whether the calling thread is this dispatcher's checkpoint committer."""
+        return threading.get_ident() == self._committer
 
     @property
     def pending(self) -> bool:

@@ -8,6 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from perdure.model import events as ev
 from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.store.base import ActivityResult, ActivityWorkItem
@@ -173,4 +175,31 @@ def test_close_gives_back_results_still_held(tmp_path: Path) -> None:
     assert sorted((r.item.instance_id, r.item.task_id) for r in returned) == [
         ("x", 1), ("y", 1)]
     assert not dispatcher.pending
+    store.close()
+
+
+def test_a_failed_commit_in_flight_fails_the_round_waiting_for_it(tmp_path: Path) -> None:
+    store, dispatcher = _dispatcher(tmp_path)
+    create(store, "a0")
+    create(store, "a1")
+    commit = store.commit_and_take_tasks
+    calls: list[int] = []
+
+    def broken(*args: Any) -> Any:
+        calls.append(len(args[1]))
+        if len(calls) == 1:
+            raise RuntimeError("disk on fire")
+        return commit(*args)
+
+    store.commit_and_take_tasks = broken  # type: ignore[method-assign]
+    assert dispatcher.tick(fetch=True, overlap=True) == 2
+    create(store, "b0")
+    create(store, "b1")
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        dispatcher.tick(fetch=True, overlap=True)
+    assert calls == [2] and not dispatcher.pending
+    # Neither round's leases are held: all four are fetched and run again at once.
+    assert dispatcher.tick(fetch=True) == 4
+    assert _statuses(store, ["a0", "a1", "b0", "b1"]) == [Status.Completed] * 4
+    dispatcher.close()
     store.close()
