@@ -282,10 +282,7 @@ class Worker:
                 try:
                     handled = self.orchestrations.tick(fetch=hinted, overlap=True)
                 except Exception:
-                    log.exception("orchestration dispatch failed; retrying in %.2fs", backoff)
-                    self._orch_hint = True
-                    self._stopping.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    backoff = self._after_round_failed("orchestration dispatch", backoff)
                     continue
                 finally:
                     self._orch_busy = False
@@ -302,10 +299,7 @@ class Worker:
                 try:
                     self.orchestrations.flush()
                 except Exception:
-                    log.exception("orchestration commit failed; retrying in %.2fs", backoff)
-                    self._orch_hint = True
-                    self._stopping.wait(backoff)
-                    backoff = min(backoff * 2, 5.0)
+                    backoff = self._after_round_failed("orchestration commit", backoff)
                     continue
                 if self.orchestrations.pending:
                     self._orch_local = True
@@ -317,6 +311,13 @@ class Worker:
             self.orchestrations.close()
         except Exception:
             log.exception("could not commit the last orchestration round on shutdown")
+
+    def _after_round_failed(self, what: str, backoff: float) -> float:
+        """Log the failure, look for work again after ``backoff``; the next backoff."""
+        log.exception("%s failed; retrying in %.2fs", what, backoff)
+        self._orch_hint = True
+        self._stopping.wait(backoff)
+        return min(backoff * 2, 5.0)
 
     def _fetch_due(self) -> bool:
         """Whether a round woken only by results must still fetch: a stream of them never
