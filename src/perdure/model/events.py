@@ -297,8 +297,6 @@ def _from_fields(event_type: str, data: dict[str, Any]) -> HistoryEvent:
     return cls(**data)
 
 
-
-
 # History rows. A checkpoint stores the events it appends as one row: its seq is the
 # position of the first, its event_type BATCH, its data a JSON array of [type, fields]
 # pairs. Each row is an index entry and a row header to write: one row instead of four
@@ -343,10 +341,4 @@ def events_from_row(event_type: str, text: str) -> list[HistoryEvent]:
 
 def events_from_rows(rows: Iterable[tuple[str, str]]) -> list[HistoryEvent]:
     """The events of (event_type, data) history rows, in the order given."""
-    out: list[HistoryEvent] = []
-    for event_type, text in rows:
-        if event_type == BATCH:
-            out.extend(_from_fields(kind, data) for kind, data in _decode(text))
-        else:
-            out.append(event_from_json(event_type, text))
-    return out
+    return [event for event_type, text in rows for event in events_from_row(event_type, text)]
