@@ -22,6 +22,9 @@ MAX_PAYLOAD_BYTES = 8 * 1024 * 1024
 _TAGS = frozenset({"$datetime", "$date", "$dataclass", "$dict", "$object"})
 _SCALARS = (str, int, float, bool, type(None))
 _dumps = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode
+_quote = json.encoder.encode_basestring  # what _dumps writes for a str (ensure_ascii=False)
+_SMALL_INT = 1 << 62
+_CONSTANTS: dict[str, Any] = {"null": None, "true": True, "false": False}
 
 
 def _prepare(value: Any) -> Any:
@@ -76,10 +79,20 @@ def encode(value: Any, what: str = "payload") -> str:
     >>> encode({"a": [1, 2]})
     '{"a":[1,2]}'
     """
-    try:
-        text = _dumps(_prepare(value))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise SerializationError(f"{what} is not JSON-serializable: {exc}") from None
+    t = type(value)
+    # The common scalars directly: the JSON encoder builds a fresh C encoder per call,
+    # which costs several times what an int or a string needs.
+    if t is str:
+        text = _quote(value)
+    elif t is int and -_SMALL_INT < value < _SMALL_INT:
+        return int.__repr__(value)
+    elif value is None:
+        return "null"
+    else:
+        try:
+            text = _dumps(_prepare(value))
+        except (TypeError, ValueError, RecursionError) as exc:
+            raise SerializationError(f"{what} is not JSON-serializable: {exc}") from None
     if len(text) > MAX_PAYLOAD_BYTES // 4 and len(text.encode()) > MAX_PAYLOAD_BYTES:
         raise SerializationError(
             f"{what} is {len(text.encode()):,} bytes encoded; the limit is {MAX_PAYLOAD_BYTES:,}"
@@ -130,6 +143,22 @@ def decode(text: str | None) -> Any:
     """Decode JSON text written by :func:`encode` (``None`` stays ``None``)."""
     if text is None:
         return None
+    # Integers and constants, as encode writes them, without the JSON decoder's set-up.
+    if text.isdigit() and text.isascii() and (text[0] != "0" or len(text) == 1):
+        return int(text)
+    constant = _CONSTANTS.get(text, _CONSTANTS)
+    if constant is not _CONSTANTS:
+        return constant
+    # A string with nothing escaped is itself between its quotes (isprintable excludes
+    # the control characters JSON forbids unescaped).
+    if (
+        text[:1] == '"'
+        and text.count('"') == 2
+        and text[-1] == '"'
+        and "\\" not in text
+        and text.isprintable()
+    ):
+        return text[1:-1]
     value = json.loads(text)
     if '"$' not in text:
         return value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -153,3 +154,50 @@ def test_a_payload_just_under_the_limit_is_accepted() -> None:
 def test_the_size_limit_counts_utf8_bytes_not_characters() -> None:
     with pytest.raises(SerializationError):
         codec.encode("é" * (codec.MAX_PAYLOAD_BYTES // 2))
+
+
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text()
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+
+
+@given(scalars)
+def test_scalars_encode_exactly_as_json_does(value: Any) -> None:
+    # ints, strings and None skip the JSON encoder; the text must not change for that
+    assert codec.encode(value) == json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+@given(
+    st.text(alphabet=st.sampled_from(list('"\\\n\t\x00\u2028a70- é')))
+    | st.from_regex(r'\A"[a$ \\é"\t]*"\Z')
+    | st.from_regex(r"\A-?[0-9]{0,5}\Z")
+    | st.sampled_from(["null", "true", "false", "nul", "True", '"', "", "١٢", "²"])
+)
+def test_any_text_decodes_as_json_does_or_fails_as_it_does(text: str) -> None:
+    # the decoder's shortcuts for integers, constants and plain strings accept exactly
+    # what json accepts, with the same value
+    try:
+        expected: Any = json.loads(text)
+    except ValueError as exc:
+        with pytest.raises(type(exc)):
+            codec.decode(text)
+    else:
+        got = codec.decode(text)
+        assert got == expected and type(got) is type(expected)
+
+
+def test_huge_integers_still_fail_as_serialization_errors() -> None:
+    with pytest.raises(SerializationError, match="not JSON-serializable"):
+        codec.encode(10**5000)
+    assert codec.decode(codec.encode(2**70)) == 2**70
+
+
+def test_an_escaped_string_near_the_limit_is_measured_after_escaping() -> None:
+    # each newline takes two bytes once escaped: the short-cut for strings keeps the check
+    text = "\n" * (codec.MAX_PAYLOAD_BYTES // 2 + 1)
+    with pytest.raises(SerializationError, match="bytes encoded"):
+        codec.encode(text)
