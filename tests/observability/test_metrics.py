@@ -70,6 +70,18 @@ def test_histogram_buckets_are_cumulative_and_labels_escaped() -> None:
     assert samples[f"x_seconds_sum{{{label}}}"] == pytest.approx(5.55)
 
 
+def test_a_value_on_a_bucket_bound_counts_in_that_bucket() -> None:
+    # "le" is less than or equal: 0.1 is in le="0.1", and a value past the last bound
+    # only in +Inf
+    h = metrics.Histogram("x_seconds", "help", (0.1, 1.0))
+    for value in (0.1, 0.1, 1.0, 0.0, 7.0):
+        h.observe(value)
+    samples = parse("\n".join(h.render()))
+    assert samples['x_seconds_bucket{le="0.1"}'] == 3
+    assert samples['x_seconds_bucket{le="1"}'] == 4
+    assert samples['x_seconds_bucket{le="+Inf"}'] == 5
+
+
 def test_metrics_endpoint_reports_statuses_backlog_latency_and_failures(tmp_path: Path) -> None:
     fresh = perdure.App(store=f"sqlite:///{tmp_path / 'm.db'}")
     fresh.registry = app.registry

@@ -7,6 +7,8 @@ counters about steps and activities are this process's own, since the worker mea
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import math
 import threading
 from collections.abc import Iterable, Sequence
@@ -45,14 +47,14 @@ class Histogram:
         self._lock = threading.Lock()
 
     def observe(self, seconds: float, label_value: str = "") -> None:
+        # One count per observation, in its own bucket: render() makes them cumulative.
+        i = bisect.bisect_left(self.buckets, seconds)
         with self._lock:
-            counts, total = self._series.setdefault(
-                label_value, ([0] * len(self.buckets), [0.0])
-            )
-            for i, bound in enumerate(self.buckets):
-                if seconds <= bound:
-                    counts[i] += 1
-            total[0] += seconds
+            series = self._series.get(label_value)
+            if series is None:
+                series = self._series[label_value] = ([0] * len(self.buckets), [0.0])
+            series[0][i] += 1
+            series[1][0] += seconds
 
     def render(self) -> list[str]:
         lines = [f"# HELP {self.name} {self.help}", f"# TYPE {self.name} histogram"]
@@ -60,6 +62,7 @@ class Histogram:
             series = {k: (list(c), t[0]) for k, (c, t) in self._series.items()}
         for value, (counts, total) in sorted(series.items()):
             base = [(self.label, value)] if self.label else []
+            counts = list(itertools.accumulate(counts))
             for bound, count in zip(self.buckets, counts, strict=True):
                 labels = _labels([*base, ("le", _num(bound))])
                 lines.append(f"{self.name}_bucket{labels} {count}")

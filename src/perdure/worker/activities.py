@@ -96,6 +96,7 @@ class ActivityDispatcher:
         self.executed = 0
         self._last_renew = time.monotonic()
         self._began: dict[int, float] = {}  # work item ID -> perf_counter at start
+        self._async: dict[Callable[..., Any], bool] = {}  # activity function -> is async
 
     # one round -------------------------------------------------------------
     def tick(self, fetch: bool = True, flush: bool = True) -> int:
@@ -189,7 +190,7 @@ class ActivityDispatcher:
             missing = ValidationError(f"activity {item.name!r} is not registered in this app")
             self._report(item, None, missing, "")
             return
-        if inspect.iscoroutinefunction(fn):
+        if self._is_async(fn):
             loop = self._ensure_loop()
             asyncio.run_coroutine_threadsafe(self._run_async(fn, item), loop)
         else:
@@ -199,6 +200,12 @@ class ActivityDispatcher:
                         self._pool = ElasticPool(self.max_concurrency, "perdure-activity")
             ctx = contextvars.copy_context()
             self._pool.submit(ctx.run, self._run_sync, fn, item)
+
+    def _is_async(self, fn: Callable[..., Any]) -> bool:
+        known = self._async.get(fn)
+        if known is None:
+            known = self._async[fn] = inspect.iscoroutinefunction(fn)
+        return known
 
     def _context(self, item: ActivityWorkItem) -> ActivityContext:
         return ActivityContext(

@@ -152,11 +152,11 @@ class Worker:
 
     def _wake_orchestrations(self) -> None:
         self._orch_hint = True
-        self._orch_wake.set()
+        _set(self._orch_wake)
 
     def _wake_activities(self) -> None:
         self._act_hint = True
-        self._act_wake.set()
+        _set(self._act_wake)
 
     def _on_activity_result(self) -> None:
         # An idle orchestration loop takes results in its next round: a live orchestration
@@ -167,11 +167,11 @@ class Worker:
         # for no other work unless a fetch is due (see _fetch_due).
         self._wake_for_local_work()
         if self._activities_report():
-            self._act_wake.set()
+            _set(self._act_wake)
 
     def _wake_for_local_work(self) -> None:
         self._orch_local = True
-        self._orch_wake.set()
+        _set(self._orch_wake)
 
     def _on_results_returned(self, results: list[ActivityResult]) -> None:
         # Not committed (a failed commit, a refused claim): kept for the next round,
@@ -420,3 +420,11 @@ class Worker:
                 return total
             if n == 0:
                 time.sleep(0.001)
+
+
+def _set(wake: threading.Event) -> None:
+    """Set ``wake`` unless it is set: a loop clears its event before it reads the flags
+    and hints that say what to do, so a set event already covers a flag raised since.
+    Every finished activity wakes both loops; most find them awake already."""
+    if not wake.is_set():
+        wake.set()
