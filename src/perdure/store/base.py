@@ -278,7 +278,8 @@ class Store(Protocol):
         """``commit_checkpoints``, also leasing to ``owner``, in the same transaction, up to
         ``limit`` of the activity tasks it adds (in checkpoint order): a worker with free
         activity slots runs them at once instead of fetching them. Returns the lost IDs
-        and the leased tasks; the rest are queued as usual."""
+        and the leased tasks; the rest are queued as usual. A store may fill the slots
+        left with tasks already queued, oldest first (SQLite does), as a fetch would."""
 
     def release_instances(self, owner: str, instance_ids: list[str]) -> None:
         """Give up leases without changing anything (the work will be fetched again)."""

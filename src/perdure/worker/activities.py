@@ -46,7 +46,8 @@ class ActivityContext:
         return f"{self.instance_id}:{self.execution_id}:{self.task_id}"
 
 
-_current: contextvars.ContextVar[ActivityContext | None] = contextvars.ContextVar(
+# The running work item; its ActivityContext is made only when asked for (most never are).
+_current: contextvars.ContextVar[ActivityWorkItem | None] = contextvars.ContextVar(
     "perdure_activity", default=None
 )
 
@@ -58,7 +59,12 @@ def current_activity() -> ActivityContext | None:
     ... def charge(order):
     ...     key = perdure.current_activity().idempotency_key  # doctest: +SKIP
     """
-    return _current.get()
+    item = _current.get()
+    if item is None:
+        return None
+    return ActivityContext(
+        item.name, item.instance_id, item.execution_id, item.task_id, item.dequeue_count
+    )
 
 
 class ActivityDispatcher:
@@ -207,13 +213,8 @@ class ActivityDispatcher:
             known = self._async[fn] = inspect.iscoroutinefunction(fn)
         return known
 
-    def _context(self, item: ActivityWorkItem) -> ActivityContext:
-        return ActivityContext(
-            item.name, item.instance_id, item.execution_id, item.task_id, item.dequeue_count
-        )
-
     def _run_sync(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
-        token = _current.set(self._context(item))
+        token = _current.set(item)
         try:
             value = fn(codec.decode(item.input))
         except BaseException as exc:
@@ -224,7 +225,7 @@ class ActivityDispatcher:
             _current.reset(token)
 
     async def _run_async(self, fn: Callable[..., Any], item: ActivityWorkItem) -> None:
-        token = _current.set(self._context(item))
+        token = _current.set(item)
         try:
             value = await fn(codec.decode(item.input))
         except BaseException as exc:

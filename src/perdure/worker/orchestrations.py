@@ -112,7 +112,8 @@ class OrchestrationDispatcher:
         self.on_new_timers: Callable[[], None] = lambda: None  # messages visible later
         # How many new activity tasks this process can start right now; that many are
         # leased to it in the checkpoint commit and handed to ``on_tasks_taken``.
-        self.task_slots: Callable[[], int] = lambda: 0
+        # Activity slots a commit may fill, given how many its finished tasks free.
+        self.task_slots: Callable[[int], int] = lambda freed: 0
         self.on_tasks_taken: Callable[[list[ActivityWorkItem]], None] = lambda items: None
         # Finished activities of this process: the round commits their results in its
         # fetch transaction, so a result costs no commit of its own and reaches its
@@ -248,8 +249,14 @@ class OrchestrationDispatcher:
         return handled
 
     def _take(self, checkpoints: list[Checkpoint]) -> int:
+        # The slots free now and those this commit frees (the tasks whose results it
+        # consumes are this worker's): a store fills them with the tasks the commit adds
+        # and, where it can, with tasks already queued.
         scheduled = sum(len(cp.tasks) for cp in checkpoints)
-        return min(scheduled, self.task_slots()) if scheduled else 0
+        finished = sum(len(cp.finished_tasks) for cp in checkpoints)
+        if not scheduled and not finished:
+            return 0
+        return self.task_slots(finished)
 
     def _committed(self, commit: Callable[..., Any], *args: Any) -> Any:
         self._committer = threading.get_ident()

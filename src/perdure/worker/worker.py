@@ -144,11 +144,11 @@ class Worker:
         self._wake_orchestrations()
         self._wake_activities()
 
-    def _task_slots(self) -> int:
+    def _task_slots(self, freed: int) -> int:
         # Only a running worker takes tasks in its commits; a draining one leaves them.
         if self._stopping.is_set() or not self._threads:
             return 0
-        return self.activities.free_slots()
+        return self.activities.free_slots() + freed
 
     def _wake_orchestrations(self) -> None:
         self._orch_hint = True

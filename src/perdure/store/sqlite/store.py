@@ -894,6 +894,10 @@ class SqliteStore(Listeners):
                 " VALUES (?,?,?,?,?,?,?)",
                 tasks,
             )
+        elif taken is not None and take > len(taken):
+            # Slots left (those the finished tasks free among them): queued tasks fill
+            # them here, rather than in a fetch of the activity loop's own.
+            taken.extend(self._lease_tasks_tx(cur, owner, take - len(taken), wall, lease_seconds))
         return lost
 
     def release_instances(self, owner: str, instance_ids: list[str]) -> None:
@@ -914,20 +918,25 @@ class SqliteStore(Listeners):
         if not self._read(ready, (self.hub, wall)):
             return []
         with self._tx() as cur:
-            rows = cur.execute(
-                "SELECT id, instance_id, execution_id, task_id, name, input, dequeue_count"
-                " FROM tasks"
-                " WHERE hub=? AND lock_expires<? ORDER BY lock_expires, id LIMIT ?",
-                (self.hub, wall, limit),
-            ).fetchall()
-            if not rows:
-                return []
-            marks = ",".join("?" * len(rows))
-            cur.execute(
-                "UPDATE tasks SET lock_owner=?, lock_expires=?, dequeue_count=dequeue_count+1"
-                f" WHERE id IN ({marks})",
-                [owner, wall + lease_seconds, *(r[0] for r in rows)],
-            )
+            return self._lease_tasks_tx(cur, owner, limit, wall, lease_seconds)
+
+    def _lease_tasks_tx(
+        self, cur: sqlite3.Cursor, owner: str, limit: int, wall: float, lease_seconds: float
+    ) -> list[ActivityWorkItem]:
+        rows = cur.execute(
+            "SELECT id, instance_id, execution_id, task_id, name, input, dequeue_count"
+            " FROM tasks"
+            " WHERE hub=? AND lock_expires<? ORDER BY lock_expires, id LIMIT ?",
+            (self.hub, wall, limit),
+        ).fetchall()
+        if not rows:
+            return []
+        marks = ",".join("?" * len(rows))
+        cur.execute(
+            "UPDATE tasks SET lock_owner=?, lock_expires=?, dequeue_count=dequeue_count+1"
+            f" WHERE id IN ({marks})",
+            [owner, wall + lease_seconds, *(r[0] for r in rows)],
+        )
         return [
             ActivityWorkItem(r[1], r[2], r[3], r[4], r[5], id=r[0], dequeue_count=r[6] + 1)
             for r in rows
