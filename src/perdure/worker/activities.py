@@ -123,10 +123,7 @@ class ActivityDispatcher:
             return done
         items = self.store.fetch_activity_work(self.owner, free, self.lease_seconds)
         self.fetched_full = len(items) == free
-        for item in items:
-            with self._lock:
-                self.in_flight[item.id] = item
-            self._start(item)
+        self.accept(items)
         return done + len(items)
 
     def free_slots(self) -> int:
@@ -135,11 +132,17 @@ class ActivityDispatcher:
             return max(0, self.max_concurrency - len(self.in_flight))
 
     def accept(self, items: list[ActivityWorkItem]) -> None:
-        """Start tasks already leased to this worker (by the commit that scheduled them)."""
-        for item in items:
-            with self._lock:
+        """Start tasks leased to this worker (fetched, or by the commit that scheduled them)."""
+        with self._lock:
+            for item in items:
                 self.in_flight[item.id] = item
-            self._start(item)
+        jobs: list[tuple[Callable[..., Any], tuple[Any, ...]]] = []
+        for item in items:
+            job = self._start(item)
+            if job is not None:
+                jobs.append(job)
+        if jobs:
+            self._threads().submit_many(jobs)
 
     def flush(self) -> int:
         """Report every finished result (but the claimable ones) in one commit of its own."""
@@ -189,23 +192,29 @@ class ActivityDispatcher:
                 self.in_flight.pop(res.item.id, None)
 
     # running ---------------------------------------------------------------
-    def _start(self, item: ActivityWorkItem) -> None:
+    def _start(
+        self, item: ActivityWorkItem
+    ) -> tuple[Callable[..., Any], tuple[Any, ...]] | None:
+        """Start ``item`` if it is async or cannot run; else the job that runs it on a
+        thread, for the caller to submit (with others, under one hold of the pool's lock)."""
         self._began[item.id] = time.perf_counter()
         fn = self.activities.get(item.name) or _BUILT_IN.get(item.name)
         if fn is None:
             missing = ValidationError(f"activity {item.name!r} is not registered in this app")
             self._report(item, None, missing, "")
-            return
+            return None
         if self._is_async(fn):
             loop = self._ensure_loop()
             asyncio.run_coroutine_threadsafe(self._run_async(fn, item), loop)
-        else:
-            if self._pool is None:
-                with self._lock:  # tasks start from the orchestration thread too
-                    if self._pool is None:
-                        self._pool = ElasticPool(self.max_concurrency, "perdure-activity")
-            ctx = contextvars.copy_context()
-            self._pool.submit(ctx.run, self._run_sync, fn, item)
+            return None
+        return contextvars.copy_context().run, (self._run_sync, fn, item)
+
+    def _threads(self) -> ElasticPool:
+        if self._pool is None:
+            with self._lock:  # tasks start from the orchestration thread too
+                if self._pool is None:
+                    self._pool = ElasticPool(self.max_concurrency, "perdure-activity")
+        return self._pool
 
     def _is_async(self, fn: Callable[..., Any]) -> bool:
         known = self._async.get(fn)

@@ -73,21 +73,29 @@ class ElasticPool:
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         """Queue ``fn(*args)``; an exception it raises is logged, never lost silently."""
+        self.submit_many([(fn, args)])
+
+    def submit_many(self, jobs: list[Job]) -> None:
+        """Queue each ``(fn, args)`` of ``jobs``, in order, under one hold of the lock."""
+        if not jobs:
+            return
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"pool {self.name!r} is shut down")
-            self._jobs.append((fn, args))
+            self._jobs.extend(jobs)
             if not self._running and self._notified + self._starting == 0:
-                # Nobody running will come back for it: hand it to a thread now.
+                # Nobody running will come back for them: hand them to a thread now.
                 # (No thread is running, coming or busy, so any thread is idle and gets
-                # woken; starting one fails only when there is none.)
+                # woken; starting one fails only when there is none.) One thread: the
+                # watcher adds more if their jobs block.
                 try:
                     self._wake_or_start(1)
                 except RuntimeError:
-                    self._jobs.pop()  # not queued: the caller learns it
+                    for _ in jobs:
+                        self._jobs.pop()  # not queued: the caller learns it
                     raise
             elif self._watcher_asleep:
-                # A running thread takes it when its job ends, unless that job blocks:
+                # A running thread takes them when its job ends, unless that job blocks:
                 # the watcher (started with the first thread) sees to that.
                 self._watch.notify()
 

@@ -238,3 +238,35 @@ def test_a_job_no_thread_can_run_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
     assert ran.wait(5)
     assert pool.threads == 1
     pool.shutdown(wait=True)
+
+
+def test_jobs_submitted_together_run_in_order_and_blocked_ones_still_get_threads() -> None:
+    pool = ElasticPool(32, "t")
+    done: list[int] = []
+    pool.submit_many([(done.append, (i,)) for i in range(300)])
+    _wait_until(lambda: len(done) == 300)
+    assert done == list(range(300))
+    barrier = threading.Barrier(4, timeout=5)
+    met: list[int] = []
+    pool.submit_many([(lambda: met.append(barrier.wait()), ()) for _ in range(4)])
+    _wait_until(lambda: len(met) == 4)  # four jobs that can only finish together
+    assert pool.peak_threads == 4
+    pool.shutdown(wait=True)
+
+
+def test_jobs_submitted_together_that_no_thread_can_run_are_all_refused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pool = ElasticPool(4, "t")
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (_ for _ in ()).throw(
+        RuntimeError("can't start new thread")))
+    ran: list[int] = []
+    with pytest.raises(RuntimeError, match="can't start"):
+        pool.submit_many([(ran.append, (0,)), (ran.append, (0,))])
+    monkeypatch.undo()
+    pool.submit_many([(ran.append, (1,))])
+    _wait_until(lambda: 1 in ran)
+    pool.shutdown(wait=True)
+    assert ran == [1]  # none of the refused ones was left queued to run
+    with pytest.raises(RuntimeError, match="shut down"):
+        pool.submit_many([(print, ("late",))])
