@@ -21,3 +21,25 @@ def test_the_fetch_reads_each_leased_instances_messages_not_every_due_one(
         assert "inbox_visible" not in details, details
     finally:
         store.close()
+
+
+def test_a_checkpoint_that_keeps_the_status_leaves_the_status_index_alone(
+    tmp_path: Path,
+) -> None:
+    # SQLite rewrites an index entry whenever the UPDATE sets one of its columns, changed
+    # or not; most checkpoints (Running to Running) must not pay for instances_status.
+    store = sqlite_store.SqliteStore(str(tmp_path / "plans.db"), hub="h")
+    try:
+        [(root,)] = store._read(
+            "SELECT rootpage FROM sqlite_master WHERE name = 'instances_status'"
+        )
+
+        def opens_status_index(sql: str) -> bool:
+            program = store._read("EXPLAIN " + sql, [None] * sql.count("?"))
+            # OpenWrite's p2 is the root page of the b-tree it opens for writing
+            return any(op[1] == "OpenWrite" and op[3] == root for op in program)
+
+        assert opens_status_index("UPDATE instances SET status=?," + sqlite_store._CHECKPOINT_SET)
+        assert not opens_status_index("UPDATE instances SET" + sqlite_store._CHECKPOINT_SET)
+    finally:
+        store.close()

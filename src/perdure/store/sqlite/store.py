@@ -95,6 +95,13 @@ def _failure_to_text(f: FailureDetails | None) -> str | None:
 def _failure_from_text(text: str | None) -> FailureDetails | None:
     return None if text is None else FailureDetails(*json.loads(text))
 
+# What a checkpoint sets in its instance row, but the status (see _commit_tx).
+_CHECKPOINT_SET = (
+    " output=?, failure=?, custom_status=?, updated_at=?, completed_at=?, history_length=?,"
+    " execution_id=?, input=COALESCE(?, input), lock_owner=NULL, lock_expires=0"
+    " WHERE hub=? AND instance_id=?"
+)
+
 
 def _record(row: Sequence[Any]) -> InstanceRecord:
     return InstanceRecord(
@@ -767,8 +774,8 @@ class SqliteStore(Listeners):
             chunk = ids[start : start + 500]
             marks = ",".join("?" * len(chunk))
             for row in cur.execute(
-                "SELECT instance_id, lock_owner, lock_expires, execution_id, history_length"
-                f" FROM instances WHERE hub=? AND instance_id IN ({marks})",
+                "SELECT instance_id, lock_owner, lock_expires, execution_id, history_length,"
+                f" status FROM instances WHERE hub=? AND instance_id IN ({marks})",
                 [hub, *chunk],
             ):
                 rows[row[0]] = row
@@ -789,7 +796,11 @@ class SqliteStore(Listeners):
                 lost.append(cp.instance_id)
         if not valid:
             return lost
+        # Rows whose status changes, and the rest: an UPDATE that sets the status rewrites
+        # its entry in instances_status even when the value stays, so most checkpoints
+        # (Running to Running) leave the column out.
         updates: list[tuple[Any, ...]] = []
+        same_status: list[tuple[Any, ...]] = []
         history: list[tuple[Any, ...]] = []
         consumed: list[tuple[int]] = []
         finished: list[tuple[str, str]] = []
@@ -810,9 +821,10 @@ class SqliteStore(Listeners):
                     (hub, cp.instance_id, cp.execution_id, seq, kind, data)
                     for seq, kind, data in history_rows(first, cp.history)
                 )
-            updates.append(
+            status = cp.status.value
+            (same_status if rows[cp.instance_id][5] == status else updates).append(
                 (
-                    cp.status.value,
+                    status,
                     cp.output,
                     _failure_to_text(cp.failure),
                     cp.custom_status,
@@ -832,12 +844,12 @@ class SqliteStore(Listeners):
                 (hub, t.instance_id, t.execution_id, t.task_id, t.name, t.input, stamp)
                 for t in cp.tasks
             )
-        cur.executemany(
-            "UPDATE instances SET status=?, output=?, failure=?, custom_status=?, updated_at=?,"
-            " completed_at=?, history_length=?, execution_id=?, input=COALESCE(?, input),"
-            " lock_owner=NULL, lock_expires=0 WHERE hub=? AND instance_id=?",
-            updates,
-        )
+        if updates:
+            cur.executemany("UPDATE instances SET status=?," + _CHECKPOINT_SET, updates)
+        if same_status:
+            cur.executemany(
+                "UPDATE instances SET" + _CHECKPOINT_SET, [u[1:] for u in same_status]
+            )
         if reset:
             cur.executemany("DELETE FROM history WHERE hub=? AND instance_id=?", reset)
         if history:
