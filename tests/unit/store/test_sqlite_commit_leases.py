@@ -68,3 +68,23 @@ def test_a_lost_commit_leases_no_queued_task(store: SqliteStore) -> None:
     lost, taken = store.commit_and_take_tasks("W", [stale], at(), 5, 30)
     assert lost == ["a"] and taken == []
     assert len(store.fetch_activity_work("X", 10, 30)) == 2
+
+
+def test_tasks_leased_by_a_commit_carry_their_rows_ids(store: SqliteStore) -> None:
+    # IDs come from the key's sequence, not from 1: after deleted rows, and after rows of
+    # another instance, each taken task still names its own row
+    _schedule(store, "old", 3)
+    done = store.fetch_activity_work("X", 2, 30)
+    store.complete_activities("X", [ActivityResult(t, completed(t.task_id)) for t in done], at())
+    create(store, "a")
+    item = lease(store, "W")["a"]
+    eid = item.instance.execution_id
+    own = [ActivityTask("a", eid, n, f"act{n}", f'"{n}"') for n in range(4)]
+    _, taken = store.commit_and_take_tasks("W", [checkpoint(item, tasks=own)], at(), 3, 30)
+    assert [t.task_id for t in taken] == [0, 1, 2]
+    for t in taken:
+        [(instance_id, task_id, name, owner)] = store._read(
+            "SELECT instance_id, task_id, name, lock_owner FROM tasks WHERE id=?", (t.id,)
+        )
+        assert (instance_id, task_id, name, owner) == ("a", t.task_id, t.name, "W")
+    assert len({t.id for t in taken}) == 3

@@ -885,18 +885,20 @@ class SqliteStore(Listeners):
         self._insert_messages_tx(cur, messages, stamp)
         if taken is not None and take > 0:
             # Leased to this worker in the same transaction: it runs them without a fetch.
-            for row in tasks[:take]:
-                cur.execute(
+            mine = tasks[:take]
+            if mine:
+                cur.executemany(
                     "INSERT INTO tasks (hub, instance_id, execution_id, task_id, name, input,"
                     " created_at, lock_owner, lock_expires, dequeue_count)"
                     " VALUES (?,?,?,?,?,?,?,?,?,1)",
-                    (*row, owner, wall + lease_seconds),
+                    [(*row, owner, wall + lease_seconds) for row in mine],
                 )
-                assert cur.lastrowid is not None
-                taken.append(
-                    ActivityWorkItem(
-                        row[1], row[2], row[3], row[4], row[5], id=cur.lastrowid, dequeue_count=1
-                    )
+                # One statement under the write lock on an AUTOINCREMENT key: the rows took
+                # consecutive IDs, ending at the last one inserted.
+                first = cur.execute("SELECT last_insert_rowid()").fetchone()[0] - len(mine) + 1
+                taken.extend(
+                    ActivityWorkItem(r[1], r[2], r[3], r[4], r[5], id=first + k, dequeue_count=1)
+                    for k, r in enumerate(mine)
                 )
             tasks = tasks[take:]
         if tasks:
