@@ -180,7 +180,11 @@ class OrchestrationRuntime:
         self.context.is_replaying = False
         added: list[ev.HistoryEvent] = [ev.OrchestratorStarted(timestamp=now)]
         self._apply(added[0])
-        terminate = next((e for e in new_events if isinstance(e, ev.ExecutionTerminated)), None)
+        terminate = None
+        for event in new_events:
+            if isinstance(event, ev.ExecutionTerminated):
+                terminate = event
+                break
         if terminate is not None and not was_finished:
             # Termination wins over anything else in the batch: run no more user code. A
             # start in the same batch (terminated while Pending) is still recorded, without
@@ -192,7 +196,11 @@ class OrchestrationRuntime:
             added.append(terminate)
             self._apply(terminate)
         else:
-            ordered = sorted(new_events, key=lambda e: not isinstance(e, ev.ExecutionStarted))
+            ordered = (
+                sorted(new_events, key=lambda e: not isinstance(e, ev.ExecutionStarted))
+                if len(new_events) > 1
+                else new_events
+            )
             for event in ordered:
                 if was_finished:
                     break
