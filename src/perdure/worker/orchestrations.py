@@ -110,9 +110,9 @@ class OrchestrationDispatcher:
         self.on_new_tasks: Callable[[], None] = lambda: None
         self.on_new_messages: Callable[[], None] = lambda: None
         self.on_new_timers: Callable[[], None] = lambda: None  # messages visible later
-        # How many new activity tasks this process can start right now; that many are
-        # leased to it in the checkpoint commit and handed to ``on_tasks_taken``.
-        # Activity slots a commit may fill, given how many its finished tasks free.
+        # How many activity tasks this process can start once a commit that frees
+        # ``freed`` slots (its finished tasks) has landed; up to that many are leased to it
+        # in the commit and handed to ``on_tasks_taken``.
         self.task_slots: Callable[[int], int] = lambda freed: 0
         self.on_tasks_taken: Callable[[list[ActivityWorkItem]], None] = lambda items: None
         # Finished activities of this process: the round commits their results in its
