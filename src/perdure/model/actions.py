@@ -16,58 +16,58 @@ from dataclasses import dataclass
 from datetime import datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Action:
     task_id: int
     call_site: str  # "file.py:12" of the user code that made the call; for error messages
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class ScheduleTask(Action):
     name: str
     input: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreateTimer(Action):
     fire_at: datetime
     retry_of: int = -1
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CreateSubOrchestration(Action):
     name: str
     instance_id: str
     input: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SendEvent(Action):
     instance_id: str
     name: str
     input: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CallEntity(Action):
     target: str  # the entity's instance ID, @name@key
     operation: str
     input: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class SignalEntity(Action):
     target: str
     operation: str
     input: str | None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LockEntities(Action):
     targets: list[str]  # sorted: the global lock order
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class UnlockEntities(Action):
     targets: list[str]
 
