@@ -821,22 +821,23 @@ class SqliteStore(Listeners):
                     (hub, cp.instance_id, cp.execution_id, seq, kind, data)
                     for seq, kind, data in history_rows(first, cp.history)
                 )
-            status = cp.status.value
-            (same_status if rows[cp.instance_id][5] == status else updates).append(
-                (
-                    status,
-                    cp.output,
-                    _failure_to_text(cp.failure),
-                    cp.custom_status,
-                    stamp,
-                    stamp if done else None,
-                    length,
-                    new_exec.execution_id if new_exec else cp.execution_id,
-                    new_exec.input if new_exec else None,
-                    hub,
-                    cp.instance_id,
-                )
+            fields = (
+                cp.output,
+                _failure_to_text(cp.failure),
+                cp.custom_status,
+                stamp,
+                stamp if done else None,
+                length,
+                new_exec.execution_id if new_exec else cp.execution_id,
+                new_exec.input if new_exec else None,
+                hub,
+                cp.instance_id,
             )
+            status = cp.status.value
+            if rows[cp.instance_id][5] == status:
+                same_status.append(fields)
+            else:
+                updates.append((status, *fields))
             consumed.extend((i,) for i in cp.consumed)
             if done:
                 finished.append((hub, cp.instance_id))
@@ -847,9 +848,7 @@ class SqliteStore(Listeners):
         if updates:
             cur.executemany("UPDATE instances SET status=?," + _CHECKPOINT_SET, updates)
         if same_status:
-            cur.executemany(
-                "UPDATE instances SET" + _CHECKPOINT_SET, [u[1:] for u in same_status]
-            )
+            cur.executemany("UPDATE instances SET" + _CHECKPOINT_SET, same_status)
         if reset:
             cur.executemany("DELETE FROM history WHERE hub=? AND instance_id=?", reset)
         if history:
