@@ -90,7 +90,7 @@ def serve(
         workers: worker processes in total: this one plus ``workers - 1`` children running
             ``perdure worker app_spec`` (processes, not threads, so activities use more
             than one CPU). ``workers=0`` serves HTTP only.
-        concurrency: activities each worker process runs at once (default 32).
+        concurrency: activities each worker process runs at once (default 128).
         anonymous_starters: serve ``/api/orchestrators/...`` without the API key.
         functions_host: an Azure Functions app's HTTP side (``--functions-app``), served
             in front of the management API.

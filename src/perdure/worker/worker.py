@@ -196,7 +196,7 @@ class Worker:
 
     def _on_results_committed(self, results: list[ActivityResult]) -> None:
         self.activities.reported(results)
-        self._act_wake.set()  # slots are free: a hinted activity loop may fetch now
+        _set(self._act_wake)  # slots are free: a hinted activity loop may fetch now
 
     def _on_store_commit(self) -> None:
         # Commits by the dispatch loops signal exactly what they added. Anything else is a

@@ -62,7 +62,6 @@ def test_a_lost_commit_leases_no_queued_task(store: SqliteStore) -> None:
     _schedule(store, "queued", 2)
     create(store, "a")
     item = lease(store, "W")["a"]
-    lease(store, "W")  # nothing more to lease; the fence below is what loses
     stale = checkpoint(item, tasks=[])
     stale.history_length += 1  # another writer moved the history on
     lost, taken = store.commit_and_take_tasks("W", [stale], at(), 5, 30)
