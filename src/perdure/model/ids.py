@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
+import secrets
+import threading
+import time
 
 from perdure.errors import ValidationError
 
@@ -10,9 +12,37 @@ MAX_INSTANCE_ID_LENGTH = 100
 _FORBIDDEN = "/\\#?"
 
 
+# The last ID's millisecond and sequence number: IDs made in one process keep rising
+# even within one millisecond or if the clock steps back.
+_last_ms = 0
+_last_seq = 0
+_lock = threading.Lock()
+
+
 def new_instance_id() -> str:
-    """A random GUID in hex ("N") form, like Durable Functions' default."""
-    return uuid.uuid4().hex
+    """A new GUID in hex ("N") form, as Durable Functions makes them, ordered by time.
+
+    A UUID version 7 (RFC 9562): 48 bits of Unix time in milliseconds, 12 bits of
+    sequence (random at each new millisecond, then counting), 62 random bits. Instances
+    started together get neighbouring keys, so the store's indexes find their rows in a
+    few pages instead of one page each: a round over 100 of them writes far fewer pages.
+
+    >>> a, b = new_instance_id(), new_instance_id()
+    >>> len(a), a < b
+    (32, True)
+    """
+    global _last_ms, _last_seq
+    ms = time.time_ns() // 1_000_000
+    with _lock:
+        if ms <= _last_ms:
+            ms, seq = _last_ms, _last_seq + 1
+            if seq > 0xFFF:  # 4,096 in one millisecond: borrow the next one
+                ms, seq = ms + 1, secrets.randbits(11)
+        else:
+            seq = secrets.randbits(11)  # half the range left to count up in
+        _last_ms, _last_seq = ms, seq
+    value = (ms << 80) | (0x7 << 76) | (seq << 64) | (0b10 << 62) | secrets.randbits(62)
+    return f"{value:032x}"
 
 
 def validate_instance_id(instance_id: object) -> str:

@@ -2,16 +2,49 @@
 
 from __future__ import annotations
 
+import time
+import uuid
+
 import pytest
 
 from perdure.errors import ValidationError
+from perdure.model import ids
 from perdure.model.ids import new_instance_id, validate_instance_id
 
 
 def test_generated_ids_are_32_hex_characters_and_valid() -> None:
     generated = new_instance_id()
-    assert len(generated) == 32 and int(generated, 16) >= 0
+    assert len(generated) == 32 and generated == generated.lower() and int(generated, 16) >= 0
     assert validate_instance_id(generated) == generated
+
+
+def test_generated_ids_are_version_7_uuids_carrying_the_time() -> None:
+    before = time.time_ns() // 1_000_000
+    parsed = uuid.UUID(new_instance_id())
+    after = time.time_ns() // 1_000_000
+    assert parsed.version == 7 and parsed.variant == uuid.RFC_4122
+    assert before <= parsed.int >> 80 <= after
+
+
+def test_generated_ids_rise_within_one_millisecond() -> None:
+    generated = [new_instance_id() for _ in range(20_000)]  # many share a millisecond
+    assert generated == sorted(generated)
+    assert len(set(generated)) == len(generated)
+
+
+def test_generated_ids_keep_rising_when_the_clock_steps_back(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    first = new_instance_id()
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 1_000_000_000_000_000)  # 2001
+    later = [new_instance_id() for _ in range(5_000)]  # overflows one millisecond's count
+    assert [first, *later] == sorted([first, *later])
+    assert all(uuid.UUID(i).version == 7 for i in later)
+
+
+def test_generated_ids_differ_in_their_random_bits() -> None:
+    tails = {new_instance_id()[-15:] for _ in range(1_000)}
+    assert len(tails) == 1_000
 
 
 def test_a_normal_id_is_returned_unchanged() -> None:
