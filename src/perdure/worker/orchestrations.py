@@ -69,6 +69,7 @@ class _Commit:
     spans: tracing.PendingSpans
     now: Any
     executions: dict[str, str] = field(default_factory=dict)  # instance -> execution
+    lost: set[str] = field(default_factory=set)  # set once the commit is settled
     future: Future[tuple[list[str], list[ActivityWorkItem]]] | None = None
 
 
@@ -176,6 +177,7 @@ class OrchestrationDispatcher:
                 raise
             if results:
                 self.on_results_committed(results)
+            items = self._drop_claimed(items)
         self.fetched_full = len(items) >= self.batch_size
         fetched = {item.instance.instance_id for item in items}
         # A start that a fetch leased (this round) or an earlier round ran is not ours
@@ -248,6 +250,40 @@ class OrchestrationDispatcher:
         self._after_commit(commit, set(lost_ids), taken)
         return handled
 
+    def _drop_claimed(self, items: list[OrchestrationWorkItem]) -> list[OrchestrationWorkItem]:
+        """Drop fetched items that the commit in flight has made stale.
+
+        The fetch may lease an instance that commit claims (a start offered by a client,
+        whose message is still in the inbox). The claim then lands, the fence accepting
+        its own owner's lease, and an episode of the fetched item would only be refused.
+        So the commit is settled first: where its checkpoint landed and the item was
+        read from before it, the item is dropped (the checkpoint cleared the lease), and
+        a later fetch takes any message the checkpoint did not consume."""
+        commit = self._inflight
+        if commit is None or not any(i.instance.instance_id in commit.executions for i in items):
+            return items
+        try:
+            self.flush()
+        except Exception:
+            self._release([i.instance.instance_id for i in items])  # fetched, never run
+            raise
+        written = {
+            cp.instance_id: cp for cp in commit.checkpoints if cp.instance_id not in commit.lost
+        }
+        kept: list[OrchestrationWorkItem] = []
+        for item in items:
+            cp = written.get(item.instance.instance_id)
+            if (
+                cp is not None
+                and item.instance.execution_id == cp.execution_id
+                and item.instance.history_length == cp.history_length
+            ):
+                if {m.id for m in item.messages} - set(cp.consumed):
+                    self.on_new_messages()
+                continue
+            kept.append(item)
+        return kept
+
     def _take(self, checkpoints: list[Checkpoint]) -> int:
         # The slots free now and those this commit frees (the tasks whose results it
         # consumes are this worker's): a store fills them with the tasks the commit adds
@@ -314,8 +350,11 @@ class OrchestrationDispatcher:
         self.on_results_failed([r for rs in commit.live.values() for r in rs])
         for cp in commit.checkpoints:
             self.cache.discard(cp.instance_id)
+        self._release([cp.instance_id for cp in commit.checkpoints])
+
+    def _release(self, instance_ids: list[str]) -> None:
         try:  # best effort: let the work be fetched again now, not after the lease expires
-            self.store.release_instances(self.owner, [cp.instance_id for cp in commit.checkpoints])
+            self.store.release_instances(self.owner, instance_ids)
         except Exception:
             log.debug("could not release leases after a failed commit", exc_info=True)
 
@@ -323,6 +362,7 @@ class OrchestrationDispatcher:
         self, commit: _Commit, lost: set[str], taken: list[ActivityWorkItem]
     ) -> None:
         now = commit.now
+        commit.lost = lost
         self._settle_live(commit.live, lost, commit.fetched)
         commit.spans.emit(lost)
         for instance_id, (execution_id, runtime) in commit.runtimes.items():

@@ -12,7 +12,7 @@ import pytest
 
 from perdure.model import events as ev
 from perdure.model.status import OrchestrationRuntimeStatus as Status
-from perdure.store.base import ActivityResult, ActivityWorkItem
+from perdure.store.base import ActivityResult, ActivityWorkItem, Message
 from perdure.store.sqlite.store import SqliteStore
 from perdure.worker.clock import SystemClock
 from perdure.worker.orchestrations import OrchestrationDispatcher
@@ -49,10 +49,14 @@ class Gate:
             self.log.append("end")
 
 
+def waiter(context: Any) -> Any:
+    return (yield context.wait_for_external_event("go"))
+
+
 def _dispatcher(tmp_path: Path) -> tuple[SqliteStore, OrchestrationDispatcher]:
     store = SqliteStore(str(tmp_path / "s.db"))
     dispatcher = OrchestrationDispatcher(
-        store, {"orch": hello, "pair": pair}, SystemClock(), "W"
+        store, {"orch": hello, "pair": pair, "waiter": waiter}, SystemClock(), "W"
     )
     return store, dispatcher
 
@@ -201,5 +205,79 @@ def test_a_failed_commit_in_flight_fails_the_round_waiting_for_it(tmp_path: Path
     # Neither round's leases are held: all four are fetched and run again at once.
     assert dispatcher.tick(fetch=True) == 4
     assert _statuses(store, ["a0", "a1", "b0", "b1"]) == [Status.Completed] * 4
+    dispatcher.close()
+    store.close()
+
+
+def test_a_fetch_beside_a_commit_claiming_the_same_starts_runs_them_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Round 1 claims two offered starts; its commit is held while round 2's fetch leases
+    # the same instances (their start messages are still in the inbox), then lands.
+    store, dispatcher = _dispatcher(tmp_path)
+    store.add_start_listener(dispatcher.offer_start)
+    for i in range(2):
+        create(store, f"i{i}")
+    gate = Gate(store)
+    assert dispatcher.tick(fetch=False, overlap=True) == 2
+    fetch = store.complete_and_fetch
+    leased: list[list[str]] = []
+
+    def fetch_then_release(*args: Any) -> Any:
+        out = fetch(*args)
+        leased.append(sorted(i.instance.instance_id for i in out[1]))
+        gate.open.set()
+        return out
+
+    store.complete_and_fetch = fetch_then_release  # type: ignore[method-assign]
+    with caplog.at_level("WARNING", logger="perdure.worker"):
+        assert dispatcher.tick(fetch=True, overlap=True) == 0  # nothing left to run
+        dispatcher.flush()
+    assert leased == [["i0", "i1"]]
+    assert not [r for r in caplog.records if "lease lost" in r.getMessage()]
+    assert _statuses(store, ["i0", "i1"]) == [Status.Completed] * 2
+    assert dispatcher.episodes == 2
+    assert gate.log == ["start 2", "end"]  # no second commit of the same episodes
+    for i in ("i0", "i1"):
+        assert [type(e).__name__ for e in store.get_history(i)].count("ExecutionStarted") == 1
+    # The checkpoints cleared the fetch's leases: nothing waits for them to expire.
+    assert "W" not in store.lock_owners()
+    dispatcher.close()
+    store.close()
+
+
+def test_a_fetched_item_with_a_message_the_claim_did_not_consume_is_fetched_again(
+    tmp_path: Path,
+) -> None:
+    store, dispatcher = _dispatcher(tmp_path)
+    store.add_start_listener(dispatcher.offer_start)
+    create(store, "w0", name="waiter")
+    create(store, "w1", name="waiter")
+    gate = Gate(store)
+    assert dispatcher.tick(fetch=False, overlap=True) == 2
+    for i in ("w0", "w1"):  # raised before the claims land: the fetch sees them too
+        store.enqueue_if(
+            Message(i, ev.EventRaised(timestamp=datetime.now(UTC), name="go", input='"x"')),
+            frozenset({Status.Pending, Status.Running}),
+        )
+    fetch = store.complete_and_fetch
+
+    def fetch_then_release(*args: Any) -> Any:
+        out = fetch(*args)
+        gate.open.set()
+        return out
+
+    store.complete_and_fetch = fetch_then_release  # type: ignore[method-assign]
+    woken: list[bool] = []
+    dispatcher.on_new_messages = lambda: woken.append(True)
+    assert dispatcher.tick(fetch=True, overlap=True) == 0
+    dispatcher.flush()
+    assert woken  # the events still wait in the inbox: the loop is told to fetch
+    assert _statuses(store, ["w0", "w1"]) == [Status.Running] * 2
+    store.complete_and_fetch = fetch  # type: ignore[method-assign]
+    assert dispatcher.tick(fetch=True) == 2
+    dispatcher.flush()
+    assert _statuses(store, ["w0", "w1"]) == [Status.Completed] * 2
+    assert [r.output for r in store.get_instances(["w0", "w1"])] == ['"x"', '"x"']
     dispatcher.close()
     store.close()
