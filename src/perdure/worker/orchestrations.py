@@ -260,15 +260,21 @@ class OrchestrationDispatcher:
         read from before it, the item is dropped (the checkpoint cleared the lease), and
         a later fetch takes any message the checkpoint did not consume."""
         commit = self._inflight
-        if commit is None or not any(i.instance.instance_id in commit.executions for i in items):
+        # Only claims: an instance the commit holds a lease on is no candidate for a fetch
+        # until that commit has cleared the lease, so a fetched item of it is fresh.
+        if commit is None or not any(i.instance.instance_id in commit.claimed for i in items):
             return items
         try:
             self.flush()
         except Exception:
             self._release([i.instance.instance_id for i in items])  # fetched, never run
             raise
+        # A claim always appends events, so an item at the claim's starting length was
+        # read before the claim landed.
         written = {
-            cp.instance_id: cp for cp in commit.checkpoints if cp.instance_id not in commit.lost
+            cp.instance_id: cp
+            for cp in commit.checkpoints
+            if cp.claim and cp.history and cp.instance_id not in commit.lost
         }
         kept: list[OrchestrationWorkItem] = []
         for item in items:

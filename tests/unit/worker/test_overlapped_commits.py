@@ -281,3 +281,36 @@ def test_a_fetched_item_with_a_message_the_claim_did_not_consume_is_fetched_agai
     assert [r.output for r in store.get_instances(["w0", "w1"])] == ['"x"', '"x"']
     dispatcher.close()
     store.close()
+
+
+def test_a_fetch_after_a_landed_commit_runs_its_fetched_instances_new_messages(
+    tmp_path: Path,
+) -> None:
+    # Round 1 fetched "t" (finished) and drops a stray message: a checkpoint adding no
+    # history. Once that commit has landed, but before it is settled, round 2's fetch
+    # leases "t" again for a newer message: that item is fresh and must run, not be
+    # taken for one the commit made stale (its history length is unchanged).
+    store, dispatcher = _dispatcher(tmp_path)
+    create(store, "t")
+    assert dispatcher.tick(fetch=True) == 1
+    assert _statuses(store, ["t"]) == [Status.Completed]
+    every = frozenset(Status)
+
+    def stray() -> None:
+        event = ev.EventRaised(timestamp=datetime.now(UTC), name="late")
+        assert store.enqueue_if(Message("t", event), every) is not None
+
+    stray()
+    create(store, "u")  # a second instance, so the round commits beside the next one
+    gate = Gate(store)
+    gate.open.set()
+    assert dispatcher.tick(fetch=True, overlap=True) == 2
+    assert dispatcher._inflight is not None and dispatcher._inflight.future is not None
+    dispatcher._inflight.future.result(timeout=10)  # landed, not yet settled
+    stray()
+    assert dispatcher.tick(fetch=True, overlap=True) == 1
+    dispatcher.flush()
+    assert store._read("SELECT count(*) FROM inbox WHERE instance_id='t'") == [(0,)]
+    assert "W" not in store.lock_owners()
+    dispatcher.close()
+    store.close()
