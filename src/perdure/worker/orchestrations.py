@@ -362,7 +362,7 @@ class OrchestrationDispatcher:
         try:  # best effort: let the work be fetched again now, not after the lease expires
             self.store.release_instances(self.owner, instance_ids)
         except Exception:
-            log.debug("could not release leases after a failed commit", exc_info=True)
+            log.debug("could not release %d lease(s)", len(instance_ids), exc_info=True)
 
     def _after_commit(
         self, commit: _Commit, lost: set[str], taken: list[ActivityWorkItem]
