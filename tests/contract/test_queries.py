@@ -125,3 +125,32 @@ def test_entities_are_listed_only_when_asked_for_by_prefix(store: Store) -> None
     assert len(everything) == 25 and "@cart@42" not in everything
     entities = all_pages(store, InstanceQuery(instance_id_prefix="@cart@"))
     assert entities == [["@cart@42"]]
+
+
+@pytest.mark.parametrize("newest_first", [False, True])
+def test_paging_over_several_statuses_merges_them_in_creation_order(
+    store: Store, newest_first: bool
+) -> None:
+    ids = populate(store)
+    for n in range(5):  # Pending instances created among the others
+        create(store, f"p{n:02}", created_at=BASE + timedelta(seconds=2 * n, milliseconds=1))
+    statuses = frozenset({Status.Pending, Status.Completed, Status.Running})
+    pages = all_pages(store, InstanceQuery(statuses=statuses, page_size=4,
+                                           newest_first=newest_first))
+    listed = [i for p in pages for i in p]
+    key = {i: (BASE + timedelta(seconds=int(i[1:]) // 2), i) for i in ids}
+    key |= {f"p{n:02}": (BASE + timedelta(seconds=2 * n, milliseconds=1), f"p{n:02}")
+            for n in range(5)}
+    assert listed == sorted(key, key=key.__getitem__, reverse=newest_first)
+    assert all(len(p) == 4 for p in pages[:-1])
+    two = all_pages(store, InstanceQuery(statuses=frozenset({Status.Pending, Status.Completed}),
+                                         page_size=3, newest_first=newest_first))
+    assert [i for p in two for i in p] == [i for i in listed if i[0] in "pc"]
+
+
+def test_paging_one_status_from_a_token_returns_the_rest_in_order(store: Store) -> None:
+    ids = populate(store)
+    running = InstanceQuery(statuses=frozenset({Status.Running}), page_size=5)
+    pages = all_pages(store, running)
+    assert [len(p) for p in pages] == [5, 5, 5, 1]
+    assert [i for p in pages for i in p] == [i for i in expected_order(ids) if i[0] == "r"]

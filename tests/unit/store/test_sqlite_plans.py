@@ -43,3 +43,37 @@ def test_a_checkpoint_that_keeps_the_status_leaves_the_status_index_alone(
         assert not opens_status_index("UPDATE instances SET" + sqlite_store._CHECKPOINT_SET)
     finally:
         store.close()
+
+
+def test_a_page_of_one_status_is_read_from_the_status_index_in_order(tmp_path: Path) -> None:
+    # Through instances_created, a page of a rare status reads every instance row to test
+    # its status; through instances_status it reads the page and stops.
+    from perdure.model.status import OrchestrationRuntimeStatus as Status
+    from perdure.store.base import InstanceQuery
+    from perdure.store.paging import encode_token
+
+    store = sqlite_store.SqliteStore(str(tmp_path / "plans.db"), hub="h")
+    seen: list[str] = []
+    read = store._read
+
+    def recording(sql: str, params: object = ()) -> list[object]:
+        if sql.startswith("SELECT") and "FROM instances" in sql:
+            seen.extend(str(r[-1]) for r in read("EXPLAIN QUERY PLAN " + sql, params))  # type: ignore[arg-type]
+        return read(sql, params)  # type: ignore[arg-type]
+
+    try:
+        store._read = recording  # type: ignore[method-assign]
+        for token in (None, encode_token(1.0, "x")):
+            for newest_first in (False, True):
+                seen.clear()
+                store.query_instances(InstanceQuery(
+                    statuses=frozenset({Status.Pending}), continuation_token=token,
+                    newest_first=newest_first,
+                ))
+                details = " ".join(seen)
+                assert "USING INDEX instances_status" in details, details
+                assert "TEMP B-TREE" not in details, details
+                if token:
+                    assert "(created_at,instance_id)" in details, details
+    finally:
+        store.close()

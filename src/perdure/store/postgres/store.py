@@ -49,6 +49,7 @@ from perdure.store.base import (
 from perdure.store.group import GroupCommit
 from perdure.store.listeners import Listeners
 from perdure.store.migrate import load_migrations
+from perdure.store.paging import decode_token, merge_pages, per_status, split_page
 from perdure.store.postgres.batch import (
     FINISHED_DROPS,
     fence_update,
@@ -61,7 +62,7 @@ from perdure.store.postgres.batch import NOW as _NOW
 from perdure.store.postgres.batch import OPTIMISM_FAILED as _OPTIMISM_FAILED
 from perdure.store.postgres.batch import columns as _columns
 from perdure.store.postgres.notify import ChangeListener, channel_name
-from perdure.store.sqlite.store import decode_token, dt, encode_token, ts
+from perdure.store.sqlite.store import dt, ts
 
 log = logging.getLogger("perdure.store.postgres")
 
@@ -846,7 +847,11 @@ class PostgresStore(Listeners):
         if q.created_to is not None:
             clauses.append("created_at <= %s")
             params.append(ts(q.created_to))
-        if q.statuses:
+        if q.statuses and len(q.statuses) == 1:
+            # Equality, not ANY: only then can the status index yield rows in order.
+            clauses.append("status = %s")
+            params.append(next(iter(q.statuses)).value)
+        elif q.statuses:
             clauses.append("status = ANY(%b::text[])")
             params.append(sorted(s.value for s in q.statuses))
         if q.instance_id_prefix:
@@ -860,23 +865,23 @@ class PostgresStore(Listeners):
         return " AND ".join(clauses), params
 
     def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
+        size = max(1, min(int(query.page_size), 1000))
+        pages = [self._instance_page(q, size + 1) for q in per_status(query)]
+        rows, token = split_page(merge_pages(pages, size + 1, query.newest_first), size)
+        return [_record(r) for r in rows], token
+
+    def _instance_page(self, query: InstanceQuery, limit: int) -> list[Any]:
         where, params = self._where(query)
         op, order = ("<", "DESC") if query.newest_first else (">", "ASC")
         if query.continuation_token:
-            created_at, instance_id = decode_token(query.continuation_token)
-            where += f" AND (created_at {op} %s OR (created_at = %s AND instance_id {op} %s))"
-            params += [created_at, created_at, instance_id]
-        size = max(1, min(int(query.page_size), 1000))
-        rows = self._statement(
+            # A row comparison: the index range starts at the token, not at the status.
+            where += f" AND (created_at, instance_id) {op} (%s, %s)"
+            params += list(decode_token(query.continuation_token))
+        return self._statement(
             f"SELECT {_INSTANCE_COLUMNS} FROM perdure.instances WHERE {where}"
             f" ORDER BY created_at {order}, instance_id {order} LIMIT %s",
-            [*params, size + 1],
+            [*params, limit],
         )
-        token = None
-        if len(rows) > size:
-            rows = rows[:size]
-            token = encode_token(rows[-1][8], rows[-1][0])
-        return [_record(r) for r in rows], token
 
     def count_by_status(self) -> dict[Status, int]:
         rows = self._statement(

@@ -6,7 +6,6 @@ and batching (many checkpoints per transaction) is what makes it fast.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import sqlite3
@@ -49,6 +48,7 @@ from perdure.store.base import (
 from perdure.store.group import GroupCommit
 from perdure.store.listeners import Listeners
 from perdure.store.migrate import load_migrations
+from perdure.store.paging import decode_token, merge_pages, per_status, split_page
 
 _INSTANCE_COLUMNS = (
     "instance_id, name, execution_id, status, input, output, failure, custom_status, "
@@ -135,19 +135,6 @@ def _locked_error(exc: sqlite3.OperationalError, path: str) -> Exception:
             "work resumes by itself); nothing was changed"
         )
     return exc
-
-
-def encode_token(created_at: float, instance_id: str) -> str:
-    raw = json.dumps([created_at, instance_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode()
-
-
-def decode_token(token: str) -> tuple[float, str]:
-    try:
-        created_at, instance_id = json.loads(base64.urlsafe_b64decode(token.encode()))
-        return float(created_at), str(instance_id)
-    except Exception:
-        raise ValidationError(f"invalid continuation token {token!r}") from None
 
 
 class SqliteStore(Listeners):
@@ -568,23 +555,23 @@ class SqliteStore(Listeners):
         return " AND ".join(clauses), params
 
     def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
+        size = max(1, min(int(query.page_size), 1000))
+        pages = [self._instance_page(q, size + 1) for q in per_status(query)]
+        rows, token = split_page(merge_pages(pages, size + 1, query.newest_first), size)
+        return [_record(r) for r in rows], token
+
+    def _instance_page(self, query: InstanceQuery, limit: int) -> list[Any]:
         where, params = self._where(query)
         op, order = ("<", "DESC") if query.newest_first else (">", "ASC")
         if query.continuation_token:
-            created_at, instance_id = decode_token(query.continuation_token)
-            where += f" AND (created_at {op} ? OR (created_at = ? AND instance_id {op} ?))"
-            params += [created_at, created_at, instance_id]
-        size = max(1, min(int(query.page_size), 1000))
-        rows = self._read(
+            # A row value: the index range starts at the token instead of at the status.
+            where += f" AND (created_at, instance_id) {op} (?, ?)"
+            params += list(decode_token(query.continuation_token))
+        return self._read(
             f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE {where}"
             f" ORDER BY created_at {order}, instance_id {order} LIMIT ?",
-            [*params, size + 1],
+            [*params, limit],
         )
-        token = None
-        if len(rows) > size:
-            rows = rows[:size]
-            token = encode_token(rows[-1][8], rows[-1][0])
-        return [_record(r) for r in rows], token
 
     def count_by_status(self) -> dict[Status, int]:
         rows = self._read(
