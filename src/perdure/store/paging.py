@@ -49,6 +49,9 @@ def merge_pages(
     Instance IDs compare as the stores order them: by code point (SQLite's BINARY
     collation, PostgreSQL's "C"), as Python compares strings.
     """
+    pages = list(pages)
+    if len(pages) == 1:
+        return list(pages[0][:limit])
     return list(islice(heapq.merge(*pages, key=_key, reverse=newest_first), limit))
 
 
