@@ -270,6 +270,7 @@ def w5_idle(store_url: str, n: int = 10_000) -> Result:
         counts = _wait_none_in(app, ("Pending", "Running"), timeout=60 + n / 20)
         elapsed = time.perf_counter() - t1
         assert counts.get("Completed", 0) == n, counts
+        listing = _listing_ms(app, n)
     finally:
         worker.send_signal(signal.SIGTERM)
         try:
@@ -290,6 +291,31 @@ def w5_idle(store_url: str, n: int = 10_000) -> Result:
         "events/s": n / elapsed,
         "raise seconds": raised,
         "events seconds": elapsed,
+        **listing,
+    }
+
+
+def _listing_ms(app: perdure.App, n: int, reps: int = 20) -> Result:
+    """Listing pages of 100 among the n finished instances (ms, median of ``reps``): of a
+    status none has (what a poll for unfinished instances asks), the first page of
+    Completed, and a deep one (page 50, or the last there is)."""
+
+    def median_ms(query: InstanceQuery) -> float:
+        times = []
+        for _ in range(reps):
+            t = time.perf_counter()
+            app.store.query_instances(query)
+            times.append((time.perf_counter() - t) * 1000)
+        return statistics.median(times)
+
+    done = frozenset({Status.Completed})
+    deep = InstanceQuery(statuses=done)
+    for _ in range(min(49, (n - 1) // 100)):
+        _, deep.continuation_token = app.store.query_instances(deep)
+    return {
+        "list Running page ms": median_ms(InstanceQuery(statuses=frozenset({Status.Running}))),
+        "list Completed page 1 ms": median_ms(InstanceQuery(statuses=done)),
+        "list Completed deep page ms": median_ms(deep),
     }
 
 

@@ -196,53 +196,6 @@ def test_concurrent_first_starts_migrate_exactly_once(empty_database: str) -> No
             s.close()
 
 
-def test_an_older_schema_is_upgraded_with_its_instances_kept(
-    empty_database: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # A database written by the release before the status index ended with instance_id.
-    postgres = "dbname=" in empty_database
-    module = "perdure.store.postgres.store" if postgres else "perdure.store.sqlite.store"
-    package = "perdure.store.postgres.migrations" if postgres else "perdure.store.sqlite.migrations"
-    shipped = load_migrations(package)
-    older = [m for m in shipped if "status_order" not in m[1]]
-    assert len(older) == len(shipped) - 1
-
-    def open_store() -> Store:
-        if postgres:
-            return PostgresStore(empty_database, hub="h", max_size=2)
-        return SqliteStore(empty_database, hub="h")
-
-    monkeypatch.setattr(f"{module}.load_migrations", lambda _package: older)
-    old = open_store()
-    for n in range(5):
-        create(old, f"i{n}")
-    old.close()
-    monkeypatch.undo()
-    store = open_store()
-    try:
-        pending = InstanceQuery(statuses=frozenset({Status.Pending}), page_size=2)
-        first, token = store.query_instances(pending)
-        rest, _ = store.query_instances(
-            InstanceQuery(statuses=pending.statuses, page_size=10, continuation_token=token)
-        )
-        assert [r.instance_id for r in first + rest] == [f"i{n}" for n in range(5)]
-        if postgres:
-            with psycopg.connect(empty_database) as pg:
-                row = pg.execute(
-                    "SELECT indexdef FROM pg_indexes WHERE schemaname = 'perdure'"
-                    " AND indexname = 'instances_status'"
-                ).fetchone()
-        else:
-            lite = sqlite3.connect(empty_database)
-            row = lite.execute(
-                "SELECT sql FROM sqlite_master WHERE name = 'instances_status'"
-            ).fetchone()
-            lite.close()
-        assert row is not None and "instance_id" in row[0], row
-    finally:
-        store.close()
-
-
 def test_a_sqlite_watcher_tells_its_own_commits_from_other_processes(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

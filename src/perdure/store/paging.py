@@ -1,9 +1,9 @@
 """Paging through instance listings: continuation tokens and per-status pages.
 
-A listing is ordered by (created_at, instance_id), the status index's order after the
-status. A filter on one status walks that index from the token on and stops after one
-page; a filter on several statuses asks each status for a page and merges them, rather
-than have the database read and sort every instance of those statuses per page.
+A listing is ordered by (created_at, instance_id). A filter on one status walks the
+status index (hub, status, created_at) from the token on and stops after one page; a
+filter on several statuses asks each status for a page and merges them, rather than
+have the database read and sort every instance of those statuses per page.
 """
 
 from __future__ import annotations

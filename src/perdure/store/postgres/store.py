@@ -848,7 +848,9 @@ class PostgresStore(Listeners):
             clauses.append("created_at <= %s")
             params.append(ts(q.created_to))
         if q.statuses and len(q.statuses) == 1:
-            # Equality, not ANY: only then can the status index yield rows in order.
+            # Equality, not ANY: only then does the status index yield rows in created_at
+            # order, leaving the planner only ties to sort (an incremental sort) rather
+            # than every instance of the status, per page.
             clauses.append("status = %s")
             params.append(next(iter(q.statuses)).value)
         elif q.statuses:

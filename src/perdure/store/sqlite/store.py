@@ -567,8 +567,14 @@ class SqliteStore(Listeners):
             # A row value: the index range starts at the token instead of at the status.
             where += f" AND (created_at, instance_id) {op} (?, ?)"
             params += list(decode_token(query.continuation_token))
+        # One status: its index range, in created_at order, with only the ties sorted by
+        # instance_id, stopping after the page. Left to itself the planner avoids that
+        # sort by walking instances_created and testing every instance's status (a page
+        # of a status none of 100,000 instances has: 45 ms, against 0.02 ms so). Ending
+        # the index with instance_id would need no sort but makes every start 5% slower.
+        index = " INDEXED BY instances_status" if query.statuses else ""
         return self._read(
-            f"SELECT {_INSTANCE_COLUMNS} FROM instances WHERE {where}"
+            f"SELECT {_INSTANCE_COLUMNS} FROM instances{index} WHERE {where}"
             f" ORDER BY created_at {order}, instance_id {order} LIMIT ?",
             [*params, limit],
         )
