@@ -13,7 +13,6 @@ import heapq
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
-from itertools import islice
 from typing import Any
 
 from perdure.errors import ValidationError
@@ -47,12 +46,22 @@ def merge_pages(
     """The first ``limit`` rows of ``pages`` (each already in listing order), in order.
 
     Instance IDs compare as the stores order them: by code point (SQLite's BINARY
-    collation, PostgreSQL's "C"), as Python compares strings.
+    collation, PostgreSQL's "C"), as Python compares strings. The pages are separate
+    reads, so an instance whose status changed between two of them can be in both: it
+    is listed once.
     """
     pages = list(pages)
     if len(pages) == 1:
         return list(pages[0][:limit])
-    return list(islice(heapq.merge(*pages, key=_key, reverse=newest_first), limit))
+    out: list[Sequence[Any]] = []
+    seen: set[str] = set()
+    for r in heapq.merge(*pages, key=_key, reverse=newest_first):
+        if r[INSTANCE_ID] not in seen:
+            seen.add(r[INSTANCE_ID])
+            out.append(r)
+            if len(out) == limit:
+                break
+    return out
 
 
 def split_page(
