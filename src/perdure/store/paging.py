@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import heapq
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -41,7 +41,7 @@ def _key(row: Sequence[Any]) -> tuple[float, str]:
 
 
 def merge_pages(
-    pages: Iterable[Sequence[Sequence[Any]]], limit: int, newest_first: bool
+    pages: Sequence[Sequence[Sequence[Any]]], limit: int, newest_first: bool
 ) -> list[Sequence[Any]]:
     """The first ``limit`` rows of ``pages`` (each already in listing order), in order.
 
@@ -50,7 +50,6 @@ def merge_pages(
     reads, so an instance whose status changed between two of them can be in both: it
     is listed once.
     """
-    pages = list(pages)
     if len(pages) == 1:
         return list(pages[0][:limit])
     out: list[Sequence[Any]] = []
@@ -82,3 +81,13 @@ def per_status(query: InstanceQuery) -> list[InstanceQuery]:
         replace(query, statuses=frozenset({status}))
         for status in sorted(query.statuses, key=lambda s: s.value)
     ]
+
+
+def list_page(
+    query: InstanceQuery, read: Callable[[InstanceQuery, int], Sequence[Sequence[Any]]]
+) -> tuple[Sequence[Sequence[Any]], str | None]:
+    """One page of ``query`` and the token after it; ``read(q, limit)`` is a store's
+    read of up to ``limit`` rows of ``q`` (one status at most) in listing order."""
+    size = max(1, min(int(query.page_size), 1000))
+    pages = [read(q, size + 1) for q in per_status(query)]
+    return split_page(merge_pages(pages, size + 1, query.newest_first), size)

@@ -49,7 +49,7 @@ from perdure.store.base import (
 from perdure.store.group import GroupCommit
 from perdure.store.listeners import Listeners
 from perdure.store.migrate import load_migrations
-from perdure.store.paging import decode_token, merge_pages, per_status, split_page
+from perdure.store.paging import decode_token, list_page
 from perdure.store.postgres.batch import (
     FINISHED_DROPS,
     fence_update,
@@ -867,9 +867,7 @@ class PostgresStore(Listeners):
         return " AND ".join(clauses), params
 
     def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
-        size = max(1, min(int(query.page_size), 1000))
-        pages = [self._instance_page(q, size + 1) for q in per_status(query)]
-        rows, token = split_page(merge_pages(pages, size + 1, query.newest_first), size)
+        rows, token = list_page(query, self._instance_page)
         return [_record(r) for r in rows], token
 
     def _instance_page(self, query: InstanceQuery, limit: int) -> list[Any]:

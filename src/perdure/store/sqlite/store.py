@@ -48,7 +48,7 @@ from perdure.store.base import (
 from perdure.store.group import GroupCommit
 from perdure.store.listeners import Listeners
 from perdure.store.migrate import load_migrations
-from perdure.store.paging import decode_token, merge_pages, per_status, split_page
+from perdure.store.paging import decode_token, list_page
 
 _INSTANCE_COLUMNS = (
     "instance_id, name, execution_id, status, input, output, failure, custom_status, "
@@ -555,9 +555,7 @@ class SqliteStore(Listeners):
         return " AND ".join(clauses), params
 
     def query_instances(self, query: InstanceQuery) -> tuple[list[InstanceRecord], str | None]:
-        size = max(1, min(int(query.page_size), 1000))
-        pages = [self._instance_page(q, size + 1) for q in per_status(query)]
-        rows, token = split_page(merge_pages(pages, size + 1, query.newest_first), size)
+        rows, token = list_page(query, self._instance_page)
         return [_record(r) for r in rows], token
 
     def _instance_page(self, query: InstanceQuery, limit: int) -> list[Any]:
@@ -570,7 +568,7 @@ class SqliteStore(Listeners):
         # One status: its index range, in created_at order, with only the ties sorted by
         # instance_id, stopping after the page. Left to itself the planner avoids that
         # sort by walking instances_created and testing every instance's status (a page
-        # of a status none of 100,000 instances has: 45 ms, against 0.02 ms so). Ending
+        # of a status none of 100,000 instances has: 34 ms, against 0.02 ms so). Ending
         # the index with instance_id would need no sort but makes every start 5% slower.
         index = " INDEXED BY instances_status" if query.statuses else ""
         return self._read(
