@@ -37,7 +37,8 @@ class DurableTestEnvironment:
     controls every step.
 
     Args:
-        app: the App whose functions to run (its own store is not touched).
+        app: the App whose functions (and worker options, such as
+            ``max_messages_per_episode``) to run; its own store is not touched.
         start: the virtual clock's start time (default 2026-01-01 UTC).
         path: SQLite file to use (default: a new temporary directory, removed on close).
     """
@@ -53,6 +54,7 @@ class DurableTestEnvironment:
             app.registry.activities,
             entities=app.registry.entities,
             clock=self.clock,
+            **app.worker_options,
         )
         self.client = SyncClient(
             self.store, app.registry.orchestrators, self.clock, app.registry.entities

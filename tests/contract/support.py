@@ -9,7 +9,13 @@ from typing import Any
 from perdure.model import events as ev
 from perdure.model.status import ACTIVE_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
-from perdure.store.base import Checkpoint, NewInstance, OrchestrationWorkItem, Store
+from perdure.store.base import (
+    MESSAGES_PER_FETCH,
+    Checkpoint,
+    NewInstance,
+    OrchestrationWorkItem,
+    Store,
+)
 
 
 def at(seconds: float = 0.0) -> datetime:
@@ -39,9 +45,11 @@ def create(store: Store, instance_id: str, **kwargs: Any) -> NewInstance:
 
 def lease(
     store: Store, owner: str, lease_seconds: float = 30.0, limit: int = 100,
-    now: datetime | None = None,
+    now: datetime | None = None, message_limit: int = MESSAGES_PER_FETCH,
 ) -> dict[str, OrchestrationWorkItem]:
-    items = store.fetch_orchestration_work(owner, now or at(), limit, lease_seconds)
+    items = store.fetch_orchestration_work(
+        owner, now or at(), limit, lease_seconds, message_limit
+    )
     return {item.instance.instance_id: item for item in items}
 
 

@@ -224,3 +224,51 @@ def test_a_stream_of_client_signals_is_taken_in_batches(tmp_path: Path) -> None:
     rounds = calls["orchestrations"] - before["orchestrations"]
     assert rounds <= n // 8, f"{rounds} rounds for {n} signals"
     assert calls["activities"] - before["activities"] <= 10
+
+
+def test_a_burst_of_signals_does_not_hold_up_an_orchestration_behind_it() -> None:
+    """An entity signalled more times than one episode takes applies them over several,
+    each exactly once and in order; an orchestration started after the burst runs
+    between those episodes instead of after all of them."""
+    app = perdure.App(max_messages_per_episode=10)
+    log: list[object] = []
+
+    @app.entity
+    def tally(ctx: perdure.EntityContext) -> None:
+        ctx.set_state([*ctx.get_state(list), ctx.get_input()])
+        log.append(ctx.get_input())
+
+    @app.orchestrator
+    def burst(context):
+        for n in range(95):
+            context.signal_entity(EntityId("tally", "t"), "add", n)
+        return None
+        yield
+
+    @app.orchestrator
+    def probe(context):
+        return (yield context.call_activity("mark"))
+
+    @app.activity
+    def mark(_: None) -> str:
+        log.append("probe")
+        return "done"
+
+    with DurableTestEnvironment(app) as env:
+        env.client.start_new("burst", "b")
+        while env.client.get_status("b").runtime_status is not S.Completed:
+            env.worker.orchestrations.tick(fetch=True)  # commits the 95 signals
+        assert log == []
+        env.client.start_new("probe", "p")
+        env.run_until_idle()
+        assert env.client.get_status("p").output == "done"
+        state = env.client.read_entity_state(EntityId("tally", "t")).entity_state
+    assert state == list(range(95))
+    assert [x for x in log if x != "probe"] == list(range(95))
+    assert log.index("probe") < 60, log
+
+
+def test_a_per_episode_message_limit_below_one_is_refused() -> None:
+    app = perdure.App(max_messages_per_episode=0)
+    with pytest.raises(perdure.ValidationError, match="message_limit"):
+        app.worker()

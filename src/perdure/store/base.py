@@ -11,9 +11,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from perdure.errors import ValidationError
 from perdure.model.events import ExecutionStarted, FailureDetails, HistoryEvent
 from perdure.model.status import TERMINAL_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
+
+# Messages one fetch hands out per instance. An entity signalled 50,000 times in a burst
+# would otherwise apply them all in one episode of over a second, and every instance
+# fetched with it (or after it) would wait that long; 1,000 keeps a round near 25 ms.
+MESSAGES_PER_FETCH = 1000
+
+
+def check_message_limit(message_limit: int) -> None:
+    """Reject a per-instance message limit a fetch could never make progress with."""
+    if message_limit < 1:
+        raise ValidationError(f"message_limit must be at least 1, not {message_limit}")
 
 
 @dataclass
@@ -90,10 +102,14 @@ class ActivityResult:
 
 @dataclass
 class OrchestrationWorkItem:
-    """A leased instance and the messages waiting for it, oldest first."""
+    """A leased instance and the messages waiting for it, oldest first.
+
+    ``more``: the instance has visible messages beyond these (a fetch hands out at most
+    ``message_limit`` per instance); the rest come with a later fetch."""
 
     instance: InstanceRecord
     messages: list[Message]
+    more: bool = False
 
 
 @dataclass
@@ -237,9 +253,15 @@ class Store(Protocol):
 
     # worker side ------------------------------------------------------------
     def fetch_orchestration_work(
-        self, owner: str, now: datetime, limit: int, lease_seconds: float
+        self,
+        owner: str,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        message_limit: int = MESSAGES_PER_FETCH,
     ) -> list[OrchestrationWorkItem]:
-        """Lease up to ``limit`` instances that have visible messages, with those messages."""
+        """Lease up to ``limit`` instances that have visible messages, with the oldest
+        ``message_limit`` of each one's visible messages (see ``OrchestrationWorkItem.more``)."""
 
     def complete_and_fetch(
         self,
@@ -248,6 +270,7 @@ class Store(Protocol):
         now: datetime,
         limit: int,
         lease_seconds: float,
+        message_limit: int = MESSAGES_PER_FETCH,
     ) -> tuple[int, list[OrchestrationWorkItem]]:
         """``complete_activities`` then ``fetch_orchestration_work``, in one transaction: a
         finished activity's result reaches its orchestration without a commit of its own.

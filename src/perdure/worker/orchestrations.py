@@ -34,6 +34,7 @@ from perdure.observability import steps, tracing
 from perdure.orchestration.executor import EpisodeResult, OrchestrationRuntime
 from perdure.orchestration.rewind import rewind_history
 from perdure.store.base import (
+    MESSAGES_PER_FETCH,
     ActivityResult,
     ActivityTask,
     ActivityWorkItem,
@@ -43,6 +44,7 @@ from perdure.store.base import (
     OrchestrationWorkItem,
     Store,
     SubOrchestrationStart,
+    check_message_limit,
 )
 from perdure.worker.cache import RuntimeCache
 from perdure.worker.clock import Clock
@@ -87,7 +89,10 @@ class OrchestrationDispatcher:
         lease_seconds: float = 30.0,
         cache: RuntimeCache | None = None,
         entities: dict[str, Callable[..., Any]] | None = None,
+        message_limit: int = MESSAGES_PER_FETCH,
     ) -> None:
+        check_message_limit(message_limit)
+        self.message_limit = message_limit  # messages per instance per fetch
         self.entities = entities if entities is not None else {}
         self.store = store
         self.orchestrators = orchestrators
@@ -97,7 +102,7 @@ class OrchestrationDispatcher:
         self.lease_seconds = lease_seconds
         self.cache = cache if cache is not None else RuntimeCache()
         self.episodes = 0
-        self.fetched_full = False  # the last round leased a full batch: more may wait
+        self.fetched_full = False  # the last round's fetch left work waiting (see tick)
         # Instances created by clients of this process, offered by the store after their
         # commit (see offer_start): the next round starts them without a fetch.
         self._starts: deque[OrchestrationWorkItem] = deque()
@@ -170,15 +175,20 @@ class OrchestrationDispatcher:
         if fetch or results:
             try:
                 _, items = self.store.complete_and_fetch(
-                    self.owner, results, now, self.batch_size, self.lease_seconds
+                    self.owner, results, now, self.batch_size, self.lease_seconds,
+                    self.message_limit,
                 )
             except Exception:
                 self.on_results_failed(results + [r for rs in live.values() for r in rs])
                 raise
             if results:
                 self.on_results_committed(results)
+            # A full batch, or an instance with messages beyond those handed out (a
+            # fetch caps them per instance): more is waiting, fetch again at once.
+            self.fetched_full = len(items) >= self.batch_size or any(i.more for i in items)
             items = self._drop_claimed(items)
-        self.fetched_full = len(items) >= self.batch_size
+        else:
+            self.fetched_full = False
         fetched = {item.instance.instance_id for item in items}
         # A start that a fetch leased (this round) or an earlier round ran is not ours
         # to claim: the fetched item holds the same message.

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from perdure.store.base import ActivityResult, OrchestrationWorkItem, Store
+from perdure.store.base import MESSAGES_PER_FETCH, ActivityResult, OrchestrationWorkItem, Store
 from perdure.worker.activities import ActivityDispatcher
 from perdure.worker.cache import RuntimeCache
 from perdure.worker.clock import Clock, SystemClock
@@ -74,6 +74,7 @@ class Worker:
         clock: Clock | None = None,
         max_concurrent_activities: int = 128,
         orchestration_batch_size: int = 100,
+        max_messages_per_episode: int = MESSAGES_PER_FETCH,
         lease_seconds: float = 30.0,
         cache_size: int = 10_000,
         drain_seconds: float = 30.0,
@@ -88,6 +89,9 @@ class Worker:
             self.clock,
             self.owner,
             batch_size=orchestration_batch_size,
+            # An instance's messages beyond this (a burst of entity signals) wait for the
+            # next rounds, so that instances fetched with it are not held up behind them.
+            message_limit=max_messages_per_episode,
             lease_seconds=lease_seconds,
             # ~3 KB per live instance: 10,000 cost ~30 MB and spare a timer storm or an
             # event wave on that many instances their replays.

@@ -12,13 +12,17 @@ def test_the_fetch_reads_each_leased_instances_messages_not_every_due_one(
 ) -> None:
     # With many messages due at once (a timer storm), a plan over inbox_visible walks all
     # of them on every fetch; the instance index reads only the leased instances' rows.
+    # Each instance's cut-off for the per-instance limit is found once (materialized),
+    # not again for each of its messages.
     store = sqlite_store.SqliteStore(str(tmp_path / "plans.db"), hub="h")
     try:
-        sql = sqlite_store._MESSAGES_OF.format(marks="?,?,?")
-        plan = store._read("EXPLAIN QUERY PLAN " + sql, ["h", "a", "b", "c", 1.0])
+        plan = store._read(
+            "EXPLAIN QUERY PLAN " + sqlite_store._MESSAGES_OF, ["h", 1.0, 10, '["a","b"]']
+        )
         details = " ".join(str(row[-1]) for row in plan)
         assert "inbox_instance" in details, details
         assert "inbox_visible" not in details, details
+        assert "MATERIALIZE b" in details, details
     finally:
         store.close()
 

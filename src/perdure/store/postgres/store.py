@@ -34,6 +34,7 @@ from perdure.model.events import (
 from perdure.model.status import ACTIVE_STATUSES, TERMINAL_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.store.base import (
+    MESSAGES_PER_FETCH,
     ActivityResult,
     ActivityWorkItem,
     Backlog,
@@ -44,6 +45,7 @@ from perdure.store.base import (
     NewInstance,
     OrchestrationWorkItem,
     SubOrchestrationStart,
+    check_message_limit,
     finished_ids,
 )
 from perdure.store.group import GroupCommit
@@ -205,14 +207,15 @@ def _accepted(cursor: Cursor) -> int:
 
 
 def _work_items(cursor: Cursor) -> list[OrchestrationWorkItem]:
-    """Rows of the fetch's SELECT (instance columns, then one message) as work items, in
-    order of each instance's oldest message."""
+    """Rows of the fetch's SELECT (instance columns, one message, then the instance's
+    first visible message left for a later fetch) as work items, in order of each
+    instance's oldest message."""
     items: dict[str, OrchestrationWorkItem] = {}
     for row in cursor.fetchall():
         iid = row[0]
         item = items.get(iid)
         if item is None:
-            item = items[iid] = OrchestrationWorkItem(_record(row[:13]), [])
+            item = items[iid] = OrchestrationWorkItem(_record(row[:13]), [], row[17] is not None)
         if row[13] is not None:
             event = event_from_json(row[15], row[16])
             item.messages.append(Message(iid, event, row[14], None, row[13]))
@@ -223,15 +226,18 @@ def _fetched(
     cursors: tuple[Cursor, Cursor], limit: int
 ) -> tuple[list[OrchestrationWorkItem], bool, bool]:
     """The windowed fetch's work items, whether its window was full (a backlog of
-    messages is waiting), and whether it came up short: its window was
-    full, yet held instances it could not lease (others hold them) and fewer than
-    ``limit`` were leased, so work beyond the window may be passed over. A window full
-    of messages for the instances it did lease is not short: their messages are all
-    consumed with them, and the next fetch sees past them."""
+    messages is waiting), and whether it came up short: its window was full and fewer
+    than ``limit`` instances were leased, yet the window held instances it could not
+    lease (others hold them) or an instance leased has messages left for a later fetch
+    (an entity's burst of signals fills the window for many fetches), so work beyond the
+    window may be passed over. A window full of messages for the instances it did lease,
+    all handed out, is not short: they are consumed with them, and the next fetch sees
+    past them."""
     leased, scanned, seen = cursors[0].fetchone() or (0, 0, 0)
     full = scanned == _fetch_window(limit)
-    short = leased < limit and seen > leased and full
-    return _work_items(cursors[1]), short, full
+    items = _work_items(cursors[1])
+    short = leased < limit and full and (seen > leased or any(i.more for i in items))
+    return items, short, full
 
 
 def _taken(rows: list[tuple[Any, ...]]) -> list[ActivityWorkItem]:
@@ -948,15 +954,25 @@ class PostgresStore(Listeners):
 
     # worker side ------------------------------------------------------------
     def fetch_orchestration_work(
-        self, owner: str, now: datetime, limit: int, lease_seconds: float
+        self,
+        owner: str,
+        now: datetime,
+        limit: int,
+        lease_seconds: float,
+        message_limit: int = MESSAGES_PER_FETCH,
     ) -> list[OrchestrationWorkItem]:
+        check_message_limit(message_limit)
         visible = now.timestamp()
         items, short, self._backlog = self._run_then(
-            lambda conn: self._fetch_tx(conn, owner, visible, limit, lease_seconds),
+            lambda conn: self._fetch_tx(
+                conn, owner, visible, limit, lease_seconds, message_limit
+            ),
             lambda cursors: _fetched(cursors, limit),
             durable=False,
         )
-        return self._fetch_beyond_window(owner, visible, limit, lease_seconds, items, short)
+        return self._fetch_beyond_window(
+            owner, visible, limit, lease_seconds, message_limit, items, short
+        )
 
     def _fetch_beyond_window(
         self,
@@ -964,6 +980,7 @@ class PostgresStore(Listeners):
         visible: float,
         limit: int,
         lease_seconds: float,
+        message_limit: int,
         items: list[OrchestrationWorkItem],
         short: bool,
     ) -> list[OrchestrationWorkItem]:
@@ -974,7 +991,8 @@ class PostgresStore(Listeners):
             return items
         more = self._run_then(
             lambda conn: self._fetch_tx(
-                conn, owner, visible, limit - len(items), lease_seconds, window=False
+                conn, owner, visible, limit - len(items), lease_seconds, message_limit,
+                window=False,
             ),
             lambda cursors: _work_items(cursors[1]),
             durable=False,
@@ -988,14 +1006,20 @@ class PostgresStore(Listeners):
         now: datetime,
         limit: int,
         lease_seconds: float,
+        message_limit: int = MESSAGES_PER_FETCH,
     ) -> tuple[int, list[OrchestrationWorkItem]]:
+        check_message_limit(message_limit)
         if not results:
-            return 0, self.fetch_orchestration_work(owner, now, limit, lease_seconds)
+            return 0, self.fetch_orchestration_work(
+                owner, now, limit, lease_seconds, message_limit
+            )
         visible = now.timestamp()
 
         def body(conn: Conn) -> tuple[Cursor, tuple[Cursor, Cursor]]:
             done = self._complete_tx(conn, owner, results, visible)
-            return done, self._fetch_tx(conn, owner, visible, limit, lease_seconds)
+            return done, self._fetch_tx(
+                conn, owner, visible, limit, lease_seconds, message_limit
+            )
 
         def then(
             cursors: tuple[Cursor, tuple[Cursor, Cursor]],
@@ -1009,7 +1033,7 @@ class PostgresStore(Listeners):
         if accepted:
             self._changed()
         return accepted, self._fetch_beyond_window(
-            owner, visible, limit, lease_seconds, items, short
+            owner, visible, limit, lease_seconds, message_limit, items, short
         )
 
     def _fetch_tx(
@@ -1019,12 +1043,14 @@ class PostgresStore(Listeners):
         visible: float,
         limit: int,
         lease_seconds: float,
+        message_limit: int,
         *,
         window: bool = True,
     ) -> tuple[Cursor, Cursor]:
         """Queue the two fetch statements: lease up to ``limit`` instances with visible
-        messages, then read the leased rows. The lease statement yields (instances
-        leased, inbox rows in the window, instances in the window); see :func:`_fetched`."""
+        messages, then read the leased rows with up to ``message_limit`` messages each.
+        The lease statement yields (instances leased, inbox rows in the window,
+        instances in the window); see :func:`_fetched`."""
         hub = self.hub
         if window and self._backlog:
             # Behind a backlog (the last window was full), random reads are priced near
@@ -1076,15 +1102,22 @@ class PostgresStore(Listeners):
         # A second statement on purpose: it takes a fresh snapshot, so it cannot see
         # messages that the previous lease holder consumed and committed while the
         # statement above ran. now() is fixed for the transaction, so the expiry
-        # just written picks out exactly the rows this transaction leased.
+        # just written picks out exactly the rows this transaction leased. "stop" is
+        # a leased instance's first visible message past ``message_limit`` (NULL: none),
+        # found by walking at most that many of its messages; MATERIALIZED makes that
+        # once per instance rather than once per message.
         rows = conn.execute(
-            f"SELECT {', '.join('i.' + c for c in _INSTANCE_COLUMNS.split(', '))},"
-            " m.id, m.execution_id, m.event_type, m.data FROM perdure.instances i"
+            f"WITH i AS MATERIALIZED (SELECT {_INSTANCE_COLUMNS}, hub,"
+            " (SELECT x.id FROM perdure.inbox x WHERE x.hub = l.hub"
+            " AND x.instance_id = l.instance_id AND x.visible_at <= %s"
+            " ORDER BY x.id OFFSET %s LIMIT 1) AS stop FROM perdure.instances l"
+            f" WHERE l.hub = %s AND l.lock_owner = %s AND l.lock_expires = {_NOW} + %s)"
+            f" SELECT {', '.join('i.' + c for c in _INSTANCE_COLUMNS.split(', '))},"
+            " m.id, m.execution_id, m.event_type, m.data, i.stop FROM i"
             " LEFT JOIN perdure.inbox m ON m.hub = i.hub AND m.instance_id = i.instance_id"
-            " AND m.visible_at <= %s"
-            f" WHERE i.hub = %s AND i.lock_owner = %s AND i.lock_expires = {_NOW} + %s"
+            " AND m.visible_at <= %s AND m.id < coalesce(i.stop, 9223372036854775807)"
             " ORDER BY m.id",
-            (visible, hub, owner, lease_seconds),
+            (visible, message_limit, hub, owner, lease_seconds, visible),
             prepare=False,
         )
         return lease, rows
