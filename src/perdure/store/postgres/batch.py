@@ -149,13 +149,20 @@ def one_statement(
         params += [hub, *columns(history, 5)]
     consumed = [i for cp in cps for i in cp.consumed]
     finished = [cp.instance_id for cp in cps if cp.status in TERMINAL_STATUSES]
-    if consumed or finished:
+    # Two DELETEs: ORed into one, the consumed IDs could not use the primary key, and the
+    # generic plan scanned the inbox comparing each row with every ID (an entity's 1,000
+    # messages among 20,000 waiting: 57 ms, against 1.7 ms). A row both consumed and
+    # dropped is deleted by one of them; the other passes over it.
+    if consumed:
+        ctes.append("d AS (DELETE FROM perdure.inbox WHERE hub = %s AND id = ANY(%b::bigint[]))")
+        params += [hub, consumed]
+    if finished:
         # Pending timers and results for a finished instance can never matter.
         ctes.append(
-            "d AS (DELETE FROM perdure.inbox WHERE hub = %s AND (id = ANY(%b::bigint[])"
-            f" OR (instance_id = ANY(%b::text[]) AND event_type IN {FINISHED_DROPS})))"
+            "dd AS (DELETE FROM perdure.inbox WHERE hub = %s AND instance_id = ANY(%b::text[])"
+            f" AND event_type IN {FINISHED_DROPS})"
         )
-        params += [hub, consumed, finished]
+        params += [hub, finished]
     tasks = [
         (t.instance_id, t.execution_id, t.task_id, t.name, t.input) for cp in cps for t in cp.tasks
     ]

@@ -70,14 +70,31 @@ _CANDIDATES = (
 )
 # Whether more messages are visible than _CANDIDATES looked at.
 _BEYOND_WINDOW = "SELECT 1 FROM inbox WHERE hub=? AND visible_at<=? LIMIT 1 OFFSET ?"
-# The same as _CANDIDATES over every visible message, when its window came up short:
-# each instance's messages are grouped first and its lease checked once (50,000
-# messages of one instance: 12 ms).
+# When that window came up short, what is beyond it: when few instances hold messages
+# (a burst of signals to one entity), each is visited once through inbox_instance, one
+# seek from each to the next, and ordered by its first visible message (50,000 messages
+# of one instance and a few others: 0.03 ms). The first row counts the instances
+# visited, at most ?5: more, and _ALL_CANDIDATES is cheaper.
+_SPARSE_CANDIDATES = (
+    "WITH RECURSIVE ids(instance_id) AS (SELECT (SELECT instance_id FROM inbox"
+    " WHERE hub=?1 ORDER BY instance_id LIMIT 1) UNION ALL SELECT (SELECT instance_id"
+    " FROM inbox WHERE hub=?1 AND instance_id>ids.instance_id ORDER BY instance_id LIMIT 1)"
+    " FROM ids WHERE ids.instance_id IS NOT NULL LIMIT ?5),"
+    " d(instance_id, first_id) AS MATERIALIZED (SELECT instance_id, (SELECT x.id"
+    " FROM inbox x WHERE x.hub=?1 AND x.instance_id=ids.instance_id AND +x.visible_at<=?2"
+    " ORDER BY x.id LIMIT 1) FROM ids WHERE instance_id IS NOT NULL)"
+    " SELECT 0, NULL, (SELECT count(*) FROM d) UNION ALL SELECT 1, d.instance_id,"
+    " d.first_id FROM d JOIN instances i ON i.hub=?1 AND i.instance_id=d.instance_id"
+    " WHERE d.first_id IS NOT NULL AND i.lock_expires<?3 ORDER BY 1, 3 LIMIT ?4 + 1"
+)
+_SPARSE_AT_MOST = 2000  # instances visited (~1.6 us each)
+# Beyond the window when many instances hold messages: every visible message, grouped by
+# instance first so that each lease is checked once (50,000 messages: 8-12 ms).
 _ALL_CANDIDATES = (
-    "SELECT g.instance_id FROM (SELECT instance_id, min(visible_at) AS oldest FROM inbox"
-    " WHERE hub=?1 AND visible_at<=?2 GROUP BY instance_id) g JOIN instances i"
-    " ON i.hub=?1 AND i.instance_id=g.instance_id WHERE i.lock_expires<?3"
-    " ORDER BY g.oldest LIMIT ?4"
+    "SELECT g.instance_id FROM (SELECT instance_id, min(visible_at) AS oldest,"
+    " min(id) AS first_id FROM inbox WHERE hub=?1 AND visible_at<=?2 GROUP BY instance_id) g"
+    " JOIN instances i ON i.hub=?1 AND i.instance_id=g.instance_id WHERE i.lock_expires<?3"
+    " ORDER BY g.oldest, g.first_id LIMIT ?4"
 )
 # The oldest visible messages of the instances a fetch leased, up to ?3 of each. "stop"
 # is an instance's first visible message past the limit (NULL: none), found by walking
@@ -711,6 +728,9 @@ class SqliteStore(Listeners):
         args = (self.hub, visible, wall, limit)
         ids = [r[0] for r in execute(_CANDIDATES, (*args, window))]
         if len(ids) < limit and execute(_BEYOND_WINDOW, (self.hub, visible, window)).fetchone():
+            counted, *found = execute(_SPARSE_CANDIDATES, (*args, _SPARSE_AT_MOST + 1))
+            if counted[2] <= _SPARSE_AT_MOST:
+                return [r[1] for r in found]
             ids = [r[0] for r in execute(_ALL_CANDIDATES, args)]
         return ids
 

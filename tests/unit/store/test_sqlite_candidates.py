@@ -1,0 +1,69 @@
+"""The SQLite fetch's three ways of finding instances with visible messages: the window
+of the oldest messages, and beyond it, a visit of each instance that holds messages (few
+of them) or every visible message grouped by instance (many)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from perdure.model import events as ev
+from perdure.model.status import ACTIVE_STATUSES
+from perdure.store.base import Message
+from perdure.store.sqlite import store as sqlite_store
+from tests.contract.support import at, checkpoint, create, lease, raised
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[sqlite_store.SqliteStore]:
+    s = sqlite_store.SqliteStore(str(tmp_path / "c.db"), hub="h")
+    yield s
+    s.close()
+
+
+def _burst_then(store: sqlite_store.SqliteStore, *behind: str) -> None:
+    """One instance with more messages than the window, then others with one each."""
+    create(store, "hot")
+    for _ in range(300):
+        store.enqueue_if(Message("hot", raised()), ACTIVE_STATUSES)
+    for name in behind:
+        create(store, name)
+
+
+@pytest.mark.parametrize("sparse_at_most", [2000, 1], ids=["visit-each", "group-all"])
+def test_beyond_the_window_instances_come_oldest_first(
+    store: sqlite_store.SqliteStore, monkeypatch: pytest.MonkeyPatch, sparse_at_most: int
+) -> None:
+    monkeypatch.setattr(sqlite_store, "_SPARSE_AT_MOST", sparse_at_most)
+    _burst_then(store, "z", "a", "m")
+    items = store.fetch_orchestration_work("w", at(), 10, 30, message_limit=5)
+    assert [i.instance.instance_id for i in items] == ["hot", "z", "a", "m"]
+    assert items[0].more and not any(i.more for i in items[1:])
+
+
+@pytest.mark.parametrize("sparse_at_most", [2000, 1], ids=["visit-each", "group-all"])
+def test_beyond_the_window_leased_instances_are_passed_over(
+    store: sqlite_store.SqliteStore, monkeypatch: pytest.MonkeyPatch, sparse_at_most: int
+) -> None:
+    monkeypatch.setattr(sqlite_store, "_SPARSE_AT_MOST", sparse_at_most)
+    _burst_then(store, "a")
+    assert list(lease(store, "A", limit=1, message_limit=5)) == ["hot"]
+    create(store, "b")
+    assert list(lease(store, "B", limit=5)) == ["a", "b"]
+    assert lease(store, "C", limit=5) == {}
+
+
+def test_an_instance_whose_messages_are_all_later_is_not_a_candidate(
+    store: sqlite_store.SqliteStore,
+) -> None:
+    create(store, "later")
+    item = lease(store, "w")["later"]
+    fire_at = at(60)
+    timer = ev.TimerFired(timestamp=fire_at, timer_id=0, fire_at=fire_at)
+    cp = checkpoint(item, messages=[Message("later", timer, item.instance.execution_id, fire_at)])
+    assert store.commit_checkpoints("w", [cp], at()) == []
+    _burst_then(store)
+    assert list(lease(store, "w", limit=10, message_limit=5)) == ["hot"]
+    assert list(lease(store, "w", limit=10, now=at(61))) == ["later"]
