@@ -139,6 +139,18 @@ def test_a_fetch_at_exactly_message_limit_has_no_more(store: Store) -> None:
     assert (len(item.messages), item.more) == (3, False)
 
 
+def test_instances_whose_messages_pass_message_limit_only_together_come_whole(
+    store: Store,
+) -> None:
+    for name in ("a", "b", "c"):
+        create(store, name)
+        for _ in range(2):
+            store.enqueue_if(Message(name, raised()), ACTIVE_STATUSES)
+    got = lease(store, "w", message_limit=4)
+    assert sorted(got) == ["a", "b", "c"]
+    assert all(len(i.messages) == 3 and not i.more for i in got.values())
+
+
 def test_messages_not_yet_visible_do_not_count_against_message_limit(store: Store) -> None:
     create(store, "a")
     item = lease(store, "A")["a"]

@@ -16,12 +16,15 @@ def test_the_fetch_reads_each_leased_instances_messages_not_every_due_one(
     # not again for each of its messages.
     store = sqlite_store.SqliteStore(str(tmp_path / "plans.db"), hub="h")
     try:
-        plan = store._read(
-            "EXPLAIN QUERY PLAN " + sqlite_store._MESSAGES_OF, ["h", 1.0, 10, '["a","b"]']
-        )
-        details = " ".join(str(row[-1]) for row in plan)
-        assert "inbox_instance" in details, details
-        assert "inbox_visible" not in details, details
+        reads = [
+            (sqlite_store._MESSAGES_OF.format(marks="?,?"), ["h", "a", "b", 1.0, 11]),
+            (sqlite_store._CAPPED_MESSAGES_OF, ["h", 1.0, 10, '["a","b"]']),
+        ]
+        for sql, params in reads:
+            plan = store._read("EXPLAIN QUERY PLAN " + sql, params)
+            details = " ".join(str(row[-1]) for row in plan)
+            assert "inbox_instance" in details, details
+            assert "inbox_visible" not in details, details
         assert "MATERIALIZE b" in details, details
     finally:
         store.close()

@@ -96,13 +96,19 @@ _ALL_CANDIDATES = (
     " JOIN instances i ON i.hub=?1 AND i.instance_id=g.instance_id WHERE i.lock_expires<?3"
     " ORDER BY g.oldest, g.first_id LIMIT ?4"
 )
-# The oldest visible messages of the instances a fetch leased, up to ?3 of each. "stop"
-# is an instance's first visible message past the limit (NULL: none), found by walking
-# at most ?3 + 1 of its messages; MATERIALIZED makes that once per instance, not once
-# per message. "+visible_at" keeps the planner off inbox_visible, which walks every due
-# message of the hub per fetch (10,000 timers due at once: 19 us per fetched instance)
-# instead of each leased instance's own few.
+# The visible messages of the instances a fetch leased, oldest first, at most ? in all
+# (see _fetch_tx). "+visible_at" keeps the planner off inbox_visible, which walks every
+# due message of the hub per fetch (10,000 timers due at once: 19 us per fetched
+# instance) instead of each leased instance's own few.
 _MESSAGES_OF = (
+    "SELECT id, instance_id, execution_id, event_type, data, NULL FROM inbox"
+    " WHERE hub=? AND instance_id IN ({marks}) AND +visible_at<=? ORDER BY id LIMIT ?"
+)
+# The same, up to ?3 of each instance's: when the read above came back full. "stop" is
+# an instance's first visible message past the limit (NULL: none), found by walking at
+# most ?3 + 1 of its messages; MATERIALIZED makes that once per instance, not once per
+# message. Always read this way, a fetch of 100 instances took 40% longer.
+_CAPPED_MESSAGES_OF = (
     "WITH b(instance_id, stop) AS MATERIALIZED (SELECT value, (SELECT x.id FROM inbox x"
     " WHERE x.hub=?1 AND x.instance_id=value AND +x.visible_at<=?2 ORDER BY x.id"
     " LIMIT 1 OFFSET ?3) FROM json_each(?4))"
@@ -763,9 +769,14 @@ class SqliteStore(Listeners):
             )
         }
         items = {i: OrchestrationWorkItem(records[i], []) for i in ids}
-        for mid, iid, eid, etype, data, stop in cur.execute(
-            _MESSAGES_OF, (self.hub, visible, message_limit, json.dumps(ids))
-        ):
+        rows = cur.execute(
+            _MESSAGES_OF.format(marks=marks), [self.hub, *ids, visible, message_limit + 1]
+        ).fetchall()
+        if len(rows) > message_limit:  # some instance may have more than it is handed
+            rows = cur.execute(
+                _CAPPED_MESSAGES_OF, (self.hub, visible, message_limit, json.dumps(ids))
+            ).fetchall()
+        for mid, iid, eid, etype, data, stop in rows:
             item = items[iid]
             item.messages.append(Message(iid, event_from_json(etype, data), eid, None, mid))
             item.more = stop is not None
