@@ -38,7 +38,7 @@ LOWER_IS_BETTER = {"ms", "MB", "seconds", "KB", "ratio", "late", "%"}
 
 @dataclass
 class Case:
-    key: str  # w1..w7, raw
+    key: str  # w1..w8, raw
     name: str
     perdure: Callable[[str], w.Result]
     peer_size: int | None  # the DBOS run's size; None: perdure only
@@ -53,6 +53,7 @@ def _cases(smoke: bool, only: set[str] | None, overrides: dict[str, list[int]]) 
         "w5": [300] if smoke else [10_000, 100_000],
         "w6": 300 if smoke else 10_000,
         "w7": 300 if smoke else 10_000,
+        "w8": 2_500 if smoke else 50_000,
     }
     for key, values in overrides.items():
         if key not in sizes:
@@ -79,6 +80,13 @@ def _cases(smoke: bool, only: set[str] | None, overrides: dict[str, list[int]]) 
             f"W7 entity signals {sizes['w7']}",
             partial(w.w7_entities, n=sizes["w7"]),
             sizes["w7"],
+        ),
+        # perdure only, as W7: DBOS has no entities.
+        Case(
+            "w8",
+            f"W8 entity burst {sizes['w8']}",
+            partial(w.w8_entity_burst, n=sizes["w8"]),
+            None,
         ),
         Case("raw", "raw-write limit", w.raw_write_limit, None),
     ]
@@ -135,7 +143,7 @@ def cli() -> None:
 @click.option(
     "--smoke", is_flag=True, help="one quick run of small sizes (CI runs it without --peer)"
 )
-@click.option("--only", default=None, help="comma-separated workloads: w1,...,w7,raw")
+@click.option("--only", default=None, help="comma-separated workloads: w1,...,w8,raw")
 @click.option(
     "--peer-timeout",
     default=900.0,
@@ -161,7 +169,7 @@ def run(
     size_overrides: tuple[str, ...],
     json_path: str | None,
 ) -> None:
-    """Run W1-W7 and the raw-write limit; print tables and write JSON."""
+    """Run W1-W8 and the raw-write limit; print tables and write JSON."""
     console = Console(width=None if sys.stdout.isatty() else 160)
     started = time.time()
     if smoke:

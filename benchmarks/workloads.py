@@ -71,6 +71,15 @@ def _app(store_url: str, hub: str | None = None) -> perdure.App:
         yield context.create_timer(datetime.fromisoformat(context.get_input()))
         return None
 
+    @app.orchestrator
+    def signal_burst(context):
+        key, n = context.get_input()
+        target = perdure.EntityId("counter", key)
+        for _ in range(n):
+            context.signal_entity(target, "add", 1)
+        return n
+        yield  # a generator function that only signals
+
     @app.entity
     def counter(ctx: perdure.EntityContext) -> None:
         value = ctx.get_state(lambda: 0)
@@ -415,6 +424,58 @@ def w7_entities(store_url: str, n: int = 10_000, senders: int = 16) -> Result:
         app.close()
         out[f"ops/s, {label}"] = n / elapsed
         out[f"signal seconds, {label}"] = sent
+    return out
+
+
+def _counter_reaches(
+    client: perdure.SyncClient, entity: perdure.EntityId, n: int, deadline: float
+) -> None:
+    while True:
+        state = client.read_entity_state(entity)
+        if state.entity_exists and state.entity_state == n:
+            return
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{entity} at {state.entity_state} of {n}")
+        time.sleep(0.002)
+
+
+def w8_entity_burst(store_url: str, n: int = 50_000) -> Result:
+    """One orchestration signals one counter entity n times in one episode; then the
+    entity applies them. Twice: alone (``drain``: that episode's commit → the entity's
+    committed state reads n), then with one-activity orchestrations started one after
+    another while the entity works through the burst (``wait behind burst``: start →
+    result of each, until the state reads n), which a burst must not hold up."""
+    app = _app(store_url)
+    client = app.sync_client()
+    out: Result = {}
+    with app.running():
+        client.wait_for_completion(client.start_new("one_step"), timeout=60)  # warm
+        for phase, probing in (("alone", False), ("probed", True)):
+            entity = perdure.EntityId("counter", phase)
+            burst = client.start_new("signal_burst", client_input=[phase, n])
+            client.wait_for_completion(burst, timeout=60 + n / 100)
+            t0 = time.perf_counter()
+            deadline = t0 + 60 + n / 200
+            if not probing:
+                _counter_reaches(client, entity, n, deadline)
+                drained = time.perf_counter() - t0
+                out["drain seconds"] = drained
+                out["signals/s"] = n / drained
+                continue
+            waits: list[float] = []
+            while True:
+                s0 = time.perf_counter()
+                client.wait_for_completion(client.start_new("one_step"), timeout=60)
+                waits.append((time.perf_counter() - s0) * 1000)
+                state = client.read_entity_state(entity)
+                if state.entity_exists and state.entity_state == n:
+                    break
+                if time.perf_counter() > deadline:
+                    raise TimeoutError(f"{entity} at {state.entity_state} of {n}")
+            out["wait behind burst p50 ms"] = statistics.median(waits)
+            out["wait behind burst max ms"] = max(waits)
+            out["orchestrations run beside burst"] = len(waits)
+    app.close()
     return out
 
 

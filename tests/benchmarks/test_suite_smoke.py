@@ -28,8 +28,11 @@ def test_smoke_run_writes_json(tmp_path: Path) -> None:
     report = json.loads(out.read_text())
     assert report["smoke"] is True and report["runs"] == 1
     figures = report["stores"]["sqlite"]["perdure"]
-    for prefix in ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "raw-write limit"):
+    for prefix in ("W1", "W2", "W3", "W4", "W5", "W6", "W7", "W8", "raw-write limit"):
         assert any(name.startswith(prefix) for name in figures), prefix
+    burst = next(stats for name, stats in figures.items() if name.startswith("W8"))
+    assert burst["orchestrations run beside burst"]["min"] >= 1
+    assert burst["signals/s"]["min"] > 0
     for name, stats in figures.items():
         for key, value in stats.items():
             assert set(value) == {"median", "min", "max", "runs"}, (name, key)

@@ -1,6 +1,6 @@
 """The SQLite fetch's three ways of finding instances with visible messages: the window
 of the oldest messages, and beyond it, a visit of each instance that holds messages (few
-of them) or every visible message grouped by instance (many)."""
+of them) or a walk of the visible messages (many)."""
 
 from __future__ import annotations
 
@@ -32,27 +32,32 @@ def _burst_then(store: sqlite_store.SqliteStore, *behind: str) -> None:
         create(store, name)
 
 
-@pytest.mark.parametrize("sparse_at_most", [2000, 1], ids=["visit-each", "group-all"])
+# Behind the burst: a few instances (each visited), or more than the window holds
+# messages, so that the fetch walks the visible messages instead.
+BEHIND = {"visit-each": ["z", "a", "m"], "walk": [f"w{i:03}" for i in range(300)]}
+
+
+@pytest.mark.parametrize("behind", BEHIND.values(), ids=BEHIND.keys())
 def test_beyond_the_window_instances_come_oldest_first(
-    store: sqlite_store.SqliteStore, monkeypatch: pytest.MonkeyPatch, sparse_at_most: int
+    store: sqlite_store.SqliteStore, behind: list[str]
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "_SPARSE_AT_MOST", sparse_at_most)
-    _burst_then(store, "z", "a", "m")
+    _burst_then(store, *behind)
     items = store.fetch_orchestration_work("w", at(), 10, 30, message_limit=5)
-    assert [i.instance.instance_id for i in items] == ["hot", "z", "a", "m"]
+    assert [i.instance.instance_id for i in items] == ["hot", *behind[:9]]
     assert items[0].more and not any(i.more for i in items[1:])
 
 
-@pytest.mark.parametrize("sparse_at_most", [2000, 1], ids=["visit-each", "group-all"])
+@pytest.mark.parametrize("behind", BEHIND.values(), ids=BEHIND.keys())
 def test_beyond_the_window_leased_instances_are_passed_over(
-    store: sqlite_store.SqliteStore, monkeypatch: pytest.MonkeyPatch, sparse_at_most: int
+    store: sqlite_store.SqliteStore, behind: list[str]
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "_SPARSE_AT_MOST", sparse_at_most)
-    _burst_then(store, "a")
+    _burst_then(store, *behind)
     assert list(lease(store, "A", limit=1, message_limit=5)) == ["hot"]
-    create(store, "b")
-    assert list(lease(store, "B", limit=5)) == ["a", "b"]
-    assert lease(store, "C", limit=5) == {}
+    create(store, "last")
+    served: list[str] = []
+    while batch := lease(store, "B", limit=7):
+        served += batch
+    assert served == [*behind, "last"]
 
 
 def test_an_instance_whose_messages_are_all_later_is_not_a_candidate(
