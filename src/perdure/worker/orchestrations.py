@@ -71,6 +71,7 @@ class _Commit:
     spans: tracing.PendingSpans
     now: Any
     executions: dict[str, str] = field(default_factory=dict)  # instance -> execution
+    more: bool = False  # an instance of the round has messages left for a later fetch
     lost: set[str] = field(default_factory=set)  # set once the commit is settled
     future: Future[tuple[list[str], list[ActivityWorkItem]]] | None = None
 
@@ -234,6 +235,7 @@ class OrchestrationDispatcher:
         spans = tracing.pending_spans(self.store, checkpoints)
         handled = len(work) + len(results) + sum(len(rs) for rs in live.values())
         commit = _Commit(checkpoints, live, fetched, claimed, runtimes, spans, now)
+        commit.more = any(i.more for i in items)
         try:
             self.flush()  # the previous round's commit: at most one runs beside a round
         except Exception:
@@ -396,7 +398,10 @@ class OrchestrationDispatcher:
             self.on_tasks_taken(taken)
         if sum(len(cp.tasks) for cp in committed) > len(taken):
             self.on_new_tasks()
-        if any(
+        # Messages an instance of this round was not handed can be fetched once its lease
+        # is released here: a fetch while this commit ran (PostgreSQL's run beside it)
+        # passed the instance over as still leased.
+        if commit.more or any(
             cp.sub_orchestrations
             or any(m.visible_at is None or m.visible_at <= now for m in cp.messages)
             for cp in committed
