@@ -54,3 +54,22 @@ def test_a_message_limit_below_one_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="message_limit"):
         OrchestrationDispatcher(store, {}, SystemClock(), "W", message_limit=0)
     store.close()
+
+
+def test_a_round_that_left_messages_asks_for_a_fetch_once_committed(tmp_path: Path) -> None:
+    # A fetch that ran beside that round's commit passed its instance over as leased;
+    # once the commit releases it, the rest must be fetched without waiting for a poll.
+    store = SqliteStore(str(tmp_path / "s.db"))
+    dispatcher = OrchestrationDispatcher(
+        store, {"orch": collect}, SystemClock(), "W", message_limit=10
+    )
+    asked: list[int] = []
+    dispatcher.on_new_messages = lambda: asked.append(dispatcher.episodes)
+    create(store, "a")
+    for n in range(EVENTS):
+        store.enqueue_if(Message("a", raised(data=str(n))), ACTIVE_STATUSES)
+    for _ in range(3):
+        dispatcher.tick(fetch=True)
+    # asked while settling the first two rounds (episodes before each), not the last
+    assert asked == [0, 1]
+    store.close()
