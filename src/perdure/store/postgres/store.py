@@ -359,9 +359,10 @@ class PostgresStore(Listeners):
         self._may_vacuum = True  # False once the server refuses (not the tables' owner)
         self._messages: GroupCommit[tuple[Message, frozenset[Status]], Status | None]
         self._backlog = False  # the last fetch's window was full (see _fetch_tx)
-        # Instances the last fetch handed fewer messages than they had: the next fetch
-        # reads theirs capped per instance at once (see _fetch_tx).
-        self._bursting: list[str] = []
+        # Instances a recent fetch handed fewer messages than they had, with how many
+        # more fetches to remember them: these read theirs capped per instance at once
+        # (see _fetch_tx).
+        self._bursting: dict[str, int] = {}
         self._messages = GroupCommit(
             self._enqueue_many,
             alone=lambda request: self._enqueue_many([request])[0],
@@ -1021,11 +1022,13 @@ class PostgresStore(Listeners):
                 durable=False,
             )
             items += self._items(visible, message_limit, more)
-        # An instance this fetch did not lease (its round's commit still held it) stays
-        # known; a few are plenty: the rest fall back to reading again (_messages_of).
+        # An instance this fetch did not lease (its round's commit still held it) is
+        # remembered for a few fetches; one it leased is known afresh. Any other falls
+        # back to reading its messages again (_messages_of).
         handed = {i.instance.instance_id for i in items}
-        kept = [i for i in self._bursting if i not in handed]
-        self._bursting = [i.instance.instance_id for i in items if i.more] + kept[:16]
+        kept = {i: n - 1 for i, n in self._bursting.items() if i not in handed and n > 1}
+        kept.update((i.instance.instance_id, 4) for i in items if i.more)
+        self._bursting = kept
         return items
 
     def _items(
@@ -1102,7 +1105,7 @@ class PostgresStore(Listeners):
         """Queue the two fetch statements: lease up to ``limit`` instances with visible
         messages, then read the leased rows with up to ``message_limit`` messages each.
         The lease statement yields (instances leased, inbox rows in the window,
-        instances in the window); see :func:`_fetched`."""
+        instances in the window, their IDs); see :func:`_leased`."""
         hub = self.hub
         if window and self._backlog:
             # Behind a backlog (the last window was full), random reads are priced near
@@ -1166,23 +1169,32 @@ class PostgresStore(Listeners):
         # which): reading all of a burst of 50,000 to keep 1,001 took 15-20 ms.
         cols = ", ".join("i." + c for c in _INSTANCE_COLUMNS.split(", "))
         leased = f"i.hub = %s AND i.lock_owner = %s AND i.lock_expires = {_NOW} + %s"
-        rows = conn.execute(
-            f"(SELECT {cols}, m.id, m.execution_id, m.event_type, m.data, false"
+        plain = (
+            f"SELECT {cols}, m.id, m.execution_id, m.event_type, m.data, false"
             " FROM perdure.instances i LEFT JOIN perdure.inbox m ON m.hub = i.hub"
             " AND m.instance_id = i.instance_id AND m.visible_at <= %s"
-            f" WHERE {leased} AND i.instance_id <> ALL(%b::text[]) ORDER BY m.id LIMIT %s)"
-            f" UNION ALL (SELECT {cols}, m.id, m.execution_id, m.event_type, m.data, true"
-            " FROM perdure.instances i LEFT JOIN LATERAL (SELECT x.id, x.execution_id,"
-            " x.event_type, x.data FROM perdure.inbox x WHERE x.hub = i.hub"
-            " AND x.instance_id = i.instance_id AND x.visible_at <= %s ORDER BY x.id"
-            f" LIMIT %s) m ON true WHERE {leased} AND i.instance_id = ANY(%b::text[]))"
-            " ORDER BY 14",
-            (
-                visible, hub, owner, lease_seconds, self._bursting, message_limit + 1,
-                visible, message_limit + 1, hub, owner, lease_seconds, self._bursting,
-            ),
-            prepare=False,
         )
+        read: list[Any] = [visible, hub, owner, lease_seconds]
+        bursting = list(self._bursting)
+        if not bursting:
+            query = f"{plain} WHERE {leased} ORDER BY m.id LIMIT %s"
+            read.append(message_limit + 1)
+        else:  # planned anew each fetch: the common case keeps the simpler statement
+            query = (
+                f"({plain} WHERE {leased} AND i.instance_id <> ALL(%b::text[])"
+                " ORDER BY m.id LIMIT %s)"
+                f" UNION ALL (SELECT {cols}, m.id, m.execution_id, m.event_type, m.data,"
+                " true FROM perdure.instances i LEFT JOIN LATERAL (SELECT x.id,"
+                " x.execution_id, x.event_type, x.data FROM perdure.inbox x"
+                " WHERE x.hub = i.hub AND x.instance_id = i.instance_id"
+                " AND x.visible_at <= %s ORDER BY x.id LIMIT %s) m ON true"
+                f" WHERE {leased} AND i.instance_id = ANY(%b::text[])) ORDER BY 14"
+            )
+            read += [
+                bursting, message_limit + 1,
+                visible, message_limit + 1, hub, owner, lease_seconds, bursting,
+            ]
+        rows = conn.execute(query, read, prepare=False)
         return lease, rows
 
     def load_history(self, instance_id: str, execution_id: str) -> list[HistoryEvent]:

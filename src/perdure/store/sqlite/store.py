@@ -58,22 +58,31 @@ _INSTANCE_COLUMNS = (
 )
 _TERMINAL = tuple(s.value for s in TERMINAL_STATUSES)
 _BUSY_TIMEOUT_MS = 30_000
-# Instances with visible messages and no live lease, oldest message first, looked for
-# among the oldest ?5 visible messages only (inbox_visible yields them in that order):
-# its cost does not grow with a backlog.
-_CANDIDATES = (
-    "SELECT DISTINCT m.instance_id FROM (SELECT instance_id, visible_at FROM inbox"
-    " WHERE hub=?1 AND visible_at<=?2 ORDER BY visible_at LIMIT ?5) m JOIN instances i"
-    " ON i.hub=?1 AND i.instance_id=m.instance_id WHERE i.lock_expires<?3"
-    " ORDER BY m.visible_at LIMIT ?4"
+# The last message of a fetch's window: the ?3-th visible message, oldest first (its
+# visible_at and id; none when fewer are visible). An index-only walk of the window.
+_WINDOW_END = (
+    "SELECT visible_at, id FROM inbox WHERE hub=? AND visible_at<=?"
+    " ORDER BY visible_at, id LIMIT 1 OFFSET ?"
 )
-# Whether more messages are visible than _CANDIDATES looked at.
-_BEYOND_WINDOW = "SELECT 1 FROM inbox WHERE hub=? AND visible_at<=? LIMIT 1 OFFSET ?"
+# Instances with visible messages and no live lease, oldest message first: walks of
+# inbox_visible checking each message's lease, which stop once ?4 are found. Within a
+# window (the messages visible before its last one's time, then those of that time up
+# to its ID: both ranges of the index) a walk costs the same with any backlog.
+_WALK = (
+    "SELECT DISTINCT m.instance_id FROM inbox m JOIN instances i"
+    " ON i.hub = m.hub AND i.instance_id = m.instance_id"
+    " WHERE m.hub=?1 AND {range} AND i.lock_expires<?3 ORDER BY m.visible_at, m.id LIMIT ?4"
+)
+_VISIBLE = _WALK.format(range="m.visible_at<=?2")
+_BEFORE = _WALK.format(range="m.visible_at<?2")
+_AT = _WALK.format(range="m.visible_at=?2 AND m.id<=?5")
 # When that window came up short, what is beyond it, if few instances hold messages (a
 # burst of signals to one entity): each is visited once through inbox_instance, one
 # seek from each to the next, and ordered by its first visible message (50,000 messages
 # of one instance and a few others: 0.03 ms). The first row counts the instances
-# visited, at most ?5: more, and _WALKED_CANDIDATES is used instead.
+# visited, at most ?5: more, and _VISIBLE walks every visible message instead.
+# That costs what lies before the ones found: little behind other workers' leases,
+# 24 ms behind one instance's 50,000 messages.
 _SPARSE_CANDIDATES = (
     "WITH RECURSIVE ids(instance_id) AS (SELECT (SELECT instance_id FROM inbox"
     " WHERE hub=?1 ORDER BY instance_id LIMIT 1) UNION ALL SELECT (SELECT instance_id"
@@ -85,15 +94,6 @@ _SPARSE_CANDIDATES = (
     " SELECT 0, NULL, (SELECT count(*) FROM d) UNION ALL SELECT 1, d.instance_id,"
     " d.first_id FROM d JOIN instances i ON i.hub=?1 AND i.instance_id=d.instance_id"
     " WHERE d.first_id IS NOT NULL AND i.lock_expires<?3 ORDER BY 1, 3 LIMIT ?4 + 1"
-)
-# Beyond the window when many instances hold messages: visible messages oldest first,
-# each one's lease checked, until the limit is found. It costs what lies before them:
-# little behind other workers' leases, 24 ms behind one instance's 50,000 messages.
-_WALKED_CANDIDATES = (
-    "SELECT DISTINCT m.instance_id FROM inbox m JOIN instances i"
-    " ON i.hub = m.hub AND i.instance_id = m.instance_id"
-    " WHERE m.hub=?1 AND m.visible_at<=?2 AND i.lock_expires<?3"
-    " ORDER BY m.visible_at LIMIT ?4"
 )
 # The visible messages of the instances a fetch leased, oldest first, at most ? in all
 # (see _fetch_tx). "+visible_at" keeps the planner off inbox_visible, which walks every
@@ -730,14 +730,22 @@ class SqliteStore(Listeners):
         from the oldest few hundred messages, or when those are all some instances' (a
         burst of signals to one entity, messages of leased instances), from all."""
         window = max(256, 4 * limit)
-        args = (self.hub, visible, wall, limit)
-        ids = [r[0] for r in execute(_CANDIDATES, (*args, window))]
-        if len(ids) < limit and execute(_BEYOND_WINDOW, (self.hub, visible, window)).fetchone():
+        end = execute(_WINDOW_END, (self.hub, visible, window - 1)).fetchone()
+        if end is None:  # all visible messages fit in the window
+            return [r[0] for r in execute(_VISIBLE, (self.hub, visible, wall, limit))]
+        last_at, last_id = end
+        ids = [r[0] for r in execute(_BEFORE, (self.hub, last_at, wall, limit))]
+        if len(ids) < limit:
+            seen = set(ids)
+            at = execute(_AT, (self.hub, last_at, wall, limit, last_id))
+            ids += [r[0] for r in at if r[0] not in seen][: limit - len(ids)]
+        if len(ids) < limit:
             # ~1.6 us per instance visited: past the window's size, walking is cheaper
+            args = (self.hub, visible, wall, limit)
             counted, *found = execute(_SPARSE_CANDIDATES, (*args, window + 1))
             if counted[2] <= window:
                 return [r[1] for r in found]
-            ids = [r[0] for r in execute(_WALKED_CANDIDATES, args)]
+            ids = [r[0] for r in execute(_VISIBLE, args)]
         return ids
 
     def _fetch_tx(
