@@ -380,6 +380,18 @@ def w6_timers(store_url: str, n: int = 10_000) -> Result:
     }
 
 
+def _counter_reaches(
+    client: perdure.SyncClient, entity: perdure.EntityId, n: int, deadline: float
+) -> None:
+    while True:
+        state = client.read_entity_state(entity)
+        if state.entity_exists and state.entity_state == n:
+            return
+        if time.perf_counter() > deadline:
+            raise TimeoutError(f"{entity} at {state.entity_state} of {n}")
+        time.sleep(0.002)
+
+
 def w7_entities(store_url: str, n: int = 10_000, senders: int = 16) -> Result:
     """n one-way signals ("add", 1) to one counter entity, twice: from one client in a
     loop, then from ``senders`` client threads at once (as many HTTP requests or
@@ -412,31 +424,12 @@ def w7_entities(store_url: str, n: int = 10_000, senders: int = 16) -> Result:
             if errors:
                 raise errors[0]
             sent = time.perf_counter() - t0
-            deadline = t0 + 60 + n / 20
-            while True:
-                state = client.read_entity_state(entity)
-                if state.entity_exists and state.entity_state == n:
-                    break
-                if time.perf_counter() > deadline:
-                    raise TimeoutError(f"counter at {state.entity_state} of {n}")
-                time.sleep(0.005)
+            _counter_reaches(client, entity, n, t0 + 60 + n / 20)
             elapsed = time.perf_counter() - t0
         app.close()
         out[f"ops/s, {label}"] = n / elapsed
         out[f"signal seconds, {label}"] = sent
     return out
-
-
-def _counter_reaches(
-    client: perdure.SyncClient, entity: perdure.EntityId, n: int, deadline: float
-) -> None:
-    while True:
-        state = client.read_entity_state(entity)
-        if state.entity_exists and state.entity_state == n:
-            return
-        if time.perf_counter() > deadline:
-            raise TimeoutError(f"{entity} at {state.entity_state} of {n}")
-        time.sleep(0.002)
 
 
 def w8_entity_burst(store_url: str, n: int = 50_000) -> Result:

@@ -12,6 +12,7 @@ from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.store.base import (
     MESSAGES_PER_FETCH,
     Checkpoint,
+    Message,
     NewInstance,
     OrchestrationWorkItem,
     Store,
@@ -78,3 +79,14 @@ def completed(task_id: int, result: str = "1") -> ev.TaskCompleted:
 
 def raised(name: str = "go", data: str | None = None) -> ev.EventRaised:
     return ev.EventRaised(timestamp=at(), name=name, input=data)
+
+
+def arm_timer(store: Store, instance_id: str, seconds: float = 60.0) -> datetime:
+    """Lease a new instance and commit its start with a timer due in ``seconds``, so that
+    its only message is not visible yet; returns the due time."""
+    item = lease(store, "timers")[instance_id]
+    fire_at = at(seconds)
+    timer = ev.TimerFired(timestamp=fire_at, timer_id=0, fire_at=fire_at)
+    message = Message(instance_id, timer, item.instance.execution_id, fire_at)
+    assert store.commit_checkpoints("timers", [checkpoint(item, messages=[message])], at()) == []
+    return fire_at

@@ -14,7 +14,16 @@ from perdure.model.status import OrchestrationRuntimeStatus as Status
 from perdure.store.base import ActivityTask, Message, Store, SubOrchestrationStart
 
 from .conftest import MakeStore
-from .support import at, checkpoint, completed, create, lease, new_instance, raised
+from .support import (
+    arm_timer,
+    at,
+    checkpoint,
+    completed,
+    create,
+    lease,
+    new_instance,
+    raised,
+)
 
 
 def test_fetch_leases_an_instance_to_one_owner_at_a_time(store: Store) -> None:
@@ -153,12 +162,7 @@ def test_instances_whose_messages_pass_message_limit_only_together_come_whole(
 
 def test_messages_not_yet_visible_do_not_count_against_message_limit(store: Store) -> None:
     create(store, "a")
-    item = lease(store, "A")["a"]
-    eid = item.instance.execution_id
-    fire_at = at(60)
-    timer = ev.TimerFired(timestamp=fire_at, timer_id=0, fire_at=fire_at)
-    cp = checkpoint(item, messages=[Message("a", timer, eid, fire_at)])
-    assert store.commit_checkpoints("A", [cp], at()) == []
+    arm_timer(store, "a")
     for _ in range(2):
         store.enqueue_if(Message("a", raised()), ACTIVE_STATUSES)
     now = lease(store, "A", message_limit=2)["a"]
@@ -302,12 +306,7 @@ def test_release_instances_returns_leases_without_changes(store: Store) -> None:
 
 def test_timer_messages_become_visible_at_their_time(store: Store) -> None:
     create(store, "a")
-    item = lease(store, "A")["a"]
-    eid = item.instance.execution_id
-    fire_at = at(60)
-    timer = ev.TimerFired(timestamp=fire_at, timer_id=0, fire_at=fire_at)
-    cp = checkpoint(item, messages=[Message("a", timer, eid, fire_at)])
-    store.commit_checkpoints("A", [cp], at())
+    fire_at = arm_timer(store, "a")
     assert lease(store, "A") == {}
     due = store.next_visible_at(at())
     assert due is not None and abs((due - fire_at).total_seconds()) < 0.001

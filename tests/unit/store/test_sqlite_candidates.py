@@ -9,11 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from perdure.model import events as ev
 from perdure.model.status import ACTIVE_STATUSES
 from perdure.store.base import Message
 from perdure.store.sqlite import store as sqlite_store
-from tests.contract.support import at, checkpoint, create, lease, raised
+from tests.contract.support import arm_timer, at, create, lease, raised
 
 
 @pytest.fixture
@@ -64,11 +63,7 @@ def test_an_instance_whose_messages_are_all_later_is_not_a_candidate(
     store: sqlite_store.SqliteStore,
 ) -> None:
     create(store, "later")
-    item = lease(store, "w")["later"]
-    fire_at = at(60)
-    timer = ev.TimerFired(timestamp=fire_at, timer_id=0, fire_at=fire_at)
-    cp = checkpoint(item, messages=[Message("later", timer, item.instance.execution_id, fire_at)])
-    assert store.commit_checkpoints("w", [cp], at()) == []
+    arm_timer(store, "later")
     _burst_then(store)
     assert list(lease(store, "w", limit=10, message_limit=5)) == ["hot"]
     assert list(lease(store, "w", limit=10, now=at(61))) == ["later"]
