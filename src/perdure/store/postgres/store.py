@@ -233,7 +233,6 @@ class _Leased(NamedTuple):
 
     instance_ids: list[str]
     rows: list[Any] | None  # their messages, or None: more than one fetch hands out
-    short_of_window: bool  # the window was full, yet held instances leased elsewhere
     window_full: bool
     limit: int
 
@@ -243,14 +242,13 @@ def _leased(cursors: tuple[Cursor, Cursor], limit: int, message_limit: int) -> _
     is waiting; the rows read stop after ``message_limit`` + 1 messages in all, so more
     rows than ``message_limit`` mean some instance may hold more than one fetch hands
     out, and the messages are read again per instance (:meth:`_messages_of`)."""
-    leased, scanned, seen, ids = cursors[0].fetchone() or (0, 0, 0, None)
+    scanned, ids = cursors[0].fetchone() or (0, None)
     rows = cursors[1].fetchall()
     full = scanned == _fetch_window(limit)
     uncapped = sum(1 for row in rows if not row[17])
     return _Leased(
         ids or [],
         rows if uncapped <= message_limit else None,
-        full and seen > leased,
         full,
         limit,
     )
@@ -1001,18 +999,15 @@ class PostgresStore(Listeners):
         leased: _Leased,
     ) -> list[OrchestrationWorkItem]:
         """The work items of a windowed fetch. When it came up short, fewer than its
-        limit leased though its window was full, and that window held instances leased
-        elsewhere or an instance with messages left for a later fetch (an entity's burst
-        of signals fills the window for many fetches), look at every visible message
-        once, so that no waiting instance is passed over while work remains. A window
-        full of the messages of the instances it leased, all handed out, is not short:
-        they are consumed with them, and the next fetch sees past them."""
+        limit leased though its window was full (of messages of instances leased
+        elsewhere, or of a few instances' bursts), look at every visible message once,
+        so that no waiting instance is passed over while work remains. Even a window
+        full of messages all handed out with the instances leased is short: a message
+        behind them (an activity's result committed in this same transaction) would
+        otherwise wait for a fetch that nothing asks for, the worker's 1 s poll."""
         self._backlog = leased.window_full
         items = self._items(visible, message_limit, leased)
-        short = leased.window_full and len(items) < leased.limit and (
-            leased.short_of_window or any(i.more for i in items)
-        )
-        if short:
+        if leased.window_full and len(items) < leased.limit:
             more = self._run_then(
                 lambda conn: self._fetch_tx(
                     conn, owner, visible, leased.limit - len(items), lease_seconds,
@@ -1104,8 +1099,8 @@ class PostgresStore(Listeners):
     ) -> tuple[Cursor, Cursor]:
         """Queue the two fetch statements: lease up to ``limit`` instances with visible
         messages, then read the leased rows with up to ``message_limit`` messages each.
-        The lease statement yields (instances leased, inbox rows in the window,
-        instances in the window, their IDs); see :func:`_leased`."""
+        The lease statement yields (inbox rows in the window, the IDs leased); see
+        :func:`_leased`."""
         hub = self.hub
         if window and self._backlog:
             # Behind a backlog (the last window was full), random reads are priced near
@@ -1133,14 +1128,14 @@ class PostgresStore(Listeners):
                 " m AS (SELECT instance_id, min(id) AS first_id FROM w GROUP BY instance_id)"
             )
             params: list[Any] = [hub, visible, _fetch_window(limit)]
-            scanned = "(SELECT count(*) FROM w), (SELECT count(*) FROM m)"
+            scanned = "(SELECT count(*) FROM w)"
         else:
             due = (
                 "m AS (SELECT instance_id, min(id) AS first_id FROM perdure.inbox"
                 " WHERE hub = %s AND visible_at <= %s GROUP BY instance_id)"
             )
             params = [hub, visible]
-            scanned = "NULL::bigint, NULL::bigint"
+            scanned = "NULL::bigint"
         lease = conn.execute(
             f"WITH {due},"
             " cand AS (SELECT i.instance_id FROM perdure.instances i"
@@ -1151,7 +1146,7 @@ class PostgresStore(Listeners):
             f" lock_expires = {_NOW} + %s"
             " FROM cand WHERE i.hub = %s AND i.instance_id = cand.instance_id"
             " RETURNING i.instance_id)"
-            f" SELECT (SELECT count(*) FROM leased), {scanned},"
+            f" SELECT {scanned},"
             " (SELECT array_agg(instance_id) FROM leased)",
             (*params, hub, limit, owner, lease_seconds, hub),
             prepare=False,  # a custom plan: see _configure
