@@ -268,7 +268,8 @@ def test_a_burst_of_signals_does_not_hold_up_an_orchestration_behind_it() -> Non
     assert log.index("probe") < 60, log
 
 
-def test_a_per_episode_message_limit_below_one_is_refused() -> None:
-    app = perdure.App(max_messages_per_episode=0)
-    with pytest.raises(perdure.ValidationError, match="message_limit"):
+@pytest.mark.parametrize("bad", [0, -5, 2.5, "10", True])
+def test_a_per_episode_message_limit_that_is_not_a_count_is_refused(bad: object) -> None:
+    app = perdure.App(max_messages_per_episode=bad)
+    with pytest.raises(perdure.ValidationError, match="max_messages_per_episode"):
         app.worker()

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from perdure.errors import ValidationError
 from perdure.store.base import MESSAGES_PER_FETCH, ActivityResult, OrchestrationWorkItem, Store
 from perdure.worker.activities import ActivityDispatcher
 from perdure.worker.cache import RuntimeCache
@@ -79,6 +80,15 @@ class Worker:
         cache_size: int = 10_000,
         drain_seconds: float = 30.0,
     ) -> None:
+        if (
+            not isinstance(max_messages_per_episode, int)
+            or isinstance(max_messages_per_episode, bool)
+            or max_messages_per_episode < 1
+        ):
+            raise ValidationError(
+                "max_messages_per_episode must be a whole number of at least 1, "
+                f"not {max_messages_per_episode!r}"
+            )
         self.store = store
         self.clock = clock or SystemClock()
         self.owner = new_owner_id()
