@@ -22,10 +22,10 @@ from perdure.model.status import OrchestrationRuntimeStatus as Status
 MESSAGES_PER_FETCH = 1000
 
 
-def check_message_limit(message_limit: int) -> None:
-    """Reject a per-instance message limit a fetch could never make progress with."""
-    if message_limit < 1:
-        raise ValidationError(f"message_limit must be at least 1, not {message_limit}")
+def check_message_limit(value: object, name: str = "message_limit") -> None:
+    """Reject a per-instance message limit that is not a count a fetch can progress by."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValidationError(f"{name} must be a whole number of at least 1, not {value!r}")
 
 
 @dataclass

@@ -186,10 +186,11 @@ class OrchestrationDispatcher:
                 self.on_results_committed(results)
             # A full batch, or an instance with messages beyond those handed out (a
             # fetch caps them per instance): more is waiting, fetch again at once.
-            self.fetched_full = len(items) >= self.batch_size or any(i.more for i in items)
+            more = any(i.more for i in items)
+            self.fetched_full = len(items) >= self.batch_size or more
             items = self._drop_claimed(items)
         else:
-            self.fetched_full = False
+            more = self.fetched_full = False
         fetched = {item.instance.instance_id for item in items}
         # A start that a fetch leased (this round) or an earlier round ran is not ours
         # to claim: the fetched item holds the same message.
@@ -235,7 +236,7 @@ class OrchestrationDispatcher:
         spans = tracing.pending_spans(self.store, checkpoints)
         handled = len(work) + len(results) + sum(len(rs) for rs in live.values())
         commit = _Commit(checkpoints, live, fetched, claimed, runtimes, spans, now)
-        commit.more = any(i.more for i in items)
+        commit.more = more
         try:
             self.flush()  # the previous round's commit: at most one runs beside a round
         except Exception:

@@ -14,8 +14,13 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from perdure.errors import ValidationError
-from perdure.store.base import MESSAGES_PER_FETCH, ActivityResult, OrchestrationWorkItem, Store
+from perdure.store.base import (
+    MESSAGES_PER_FETCH,
+    ActivityResult,
+    OrchestrationWorkItem,
+    Store,
+    check_message_limit,
+)
 from perdure.worker.activities import ActivityDispatcher
 from perdure.worker.cache import RuntimeCache
 from perdure.worker.clock import Clock, SystemClock
@@ -80,15 +85,7 @@ class Worker:
         cache_size: int = 10_000,
         drain_seconds: float = 30.0,
     ) -> None:
-        if (
-            not isinstance(max_messages_per_episode, int)
-            or isinstance(max_messages_per_episode, bool)
-            or max_messages_per_episode < 1
-        ):
-            raise ValidationError(
-                "max_messages_per_episode must be a whole number of at least 1, "
-                f"not {max_messages_per_episode!r}"
-            )
+        check_message_limit(max_messages_per_episode, "max_messages_per_episode")
         self.store = store
         self.clock = clock or SystemClock()
         self.owner = new_owner_id()

@@ -77,6 +77,20 @@ _INSTANCE_COLUMNS = (
     "instance_id, name, execution_id, status, input, output, failure, custom_status, "
     "created_at, updated_at, completed_at, parent_instance_id, history_length"
 )
+_LEASED_COLUMNS = ", ".join("i." + c for c in _INSTANCE_COLUMNS.split(", "))
+
+
+def _capped_read(where: str) -> str:
+    """The instances ``i`` matching ``where``, each with its oldest messages visible at a
+    time, up to a limit: one index scan per instance, which stops there. Parameters: the
+    time, the limit, then those of ``where``."""
+    return (
+        f"SELECT {_LEASED_COLUMNS}, m.id, m.execution_id, m.event_type, m.data, true"
+        " FROM perdure.instances i LEFT JOIN LATERAL (SELECT x.id, x.execution_id,"
+        " x.event_type, x.data FROM perdure.inbox x WHERE x.hub = i.hub"
+        " AND x.instance_id = i.instance_id AND x.visible_at <= %s ORDER BY x.id"
+        f" LIMIT %s) m ON true WHERE {where}"
+    )
 _TERMINAL = [s.value for s in TERMINAL_STATUSES]
 # Any 64-bit constant works; it only has to be the same in every perdure process.
 _MIGRATION_LOCK = 0x70657264757265  # "perdure"
@@ -1043,12 +1057,7 @@ class PostgresStore(Listeners):
         whether more wait): an entity with 20,000 waiting costs 2-8 ms, not the 25-32 ms
         of reading them all."""
         rows = self._statement(
-            f"SELECT {', '.join('i.' + c for c in _INSTANCE_COLUMNS.split(', '))},"
-            " m.id, m.execution_id, m.event_type, m.data FROM perdure.instances i"
-            " LEFT JOIN LATERAL (SELECT x.id, x.execution_id, x.event_type, x.data"
-            " FROM perdure.inbox x WHERE x.hub = i.hub AND x.instance_id = i.instance_id"
-            " AND x.visible_at <= %s ORDER BY x.id LIMIT %s) m ON true"
-            " WHERE i.hub = %s AND i.instance_id = ANY(%b::text[]) ORDER BY m.id",
+            _capped_read("i.hub = %s AND i.instance_id = ANY(%b::text[])") + " ORDER BY m.id",
             (visible, message_limit + 1, self.hub, instance_ids),
         )
         return _work_items(rows, message_limit)
@@ -1162,10 +1171,9 @@ class PostgresStore(Listeners):
         # Only the instances the last fetch left messages to (``_bursting``) are read
         # capped, one index scan each that stops after the limit (the last column says
         # which): reading all of a burst of 50,000 to keep 1,001 took 15-20 ms.
-        cols = ", ".join("i." + c for c in _INSTANCE_COLUMNS.split(", "))
         leased = f"i.hub = %s AND i.lock_owner = %s AND i.lock_expires = {_NOW} + %s"
         plain = (
-            f"SELECT {cols}, m.id, m.execution_id, m.event_type, m.data, false"
+            f"SELECT {_LEASED_COLUMNS}, m.id, m.execution_id, m.event_type, m.data, false"
             " FROM perdure.instances i LEFT JOIN perdure.inbox m ON m.hub = i.hub"
             " AND m.instance_id = i.instance_id AND m.visible_at <= %s"
         )
@@ -1178,12 +1186,8 @@ class PostgresStore(Listeners):
             query = (
                 f"({plain} WHERE {leased} AND i.instance_id <> ALL(%b::text[])"
                 " ORDER BY m.id LIMIT %s)"
-                f" UNION ALL (SELECT {cols}, m.id, m.execution_id, m.event_type, m.data,"
-                " true FROM perdure.instances i LEFT JOIN LATERAL (SELECT x.id,"
-                " x.execution_id, x.event_type, x.data FROM perdure.inbox x"
-                " WHERE x.hub = i.hub AND x.instance_id = i.instance_id"
-                " AND x.visible_at <= %s ORDER BY x.id LIMIT %s) m ON true"
-                f" WHERE {leased} AND i.instance_id = ANY(%b::text[])) ORDER BY 14"
+                f" UNION ALL ({_capped_read(leased + ' AND i.instance_id = ANY(%b::text[])')})"
+                " ORDER BY 14"
             )
             read += [
                 bursting, message_limit + 1,
