@@ -247,11 +247,14 @@ def test_a_burst_of_signals_does_not_hold_up_an_orchestration_behind_it() -> Non
 
     @app.orchestrator
     def probe(context):
+        # Logged from the orchestrator, which runs on the round's own thread: where
+        # it lands among the entity's operations says which round ran it.
+        if not context.is_replaying:
+            log.append("probe")
         return (yield context.call_activity("mark"))
 
     @app.activity
     def mark(_: None) -> str:
-        log.append("probe")
         return "done"
 
     with DurableTestEnvironment(app) as env:
@@ -265,7 +268,8 @@ def test_a_burst_of_signals_does_not_hold_up_an_orchestration_behind_it() -> Non
         state = env.client.read_entity_state(EntityId("tally", "t")).entity_state
     assert state == list(range(95))
     assert [x for x in log if x != "probe"] == list(range(95))
-    assert log.index("probe") < 60, log
+    assert log.count("probe") == 1
+    assert log.index("probe") <= 20, log
 
 
 @pytest.mark.parametrize("bad", [0, -5, 2.5, "10", True])
