@@ -96,6 +96,36 @@ def test_fetch_reaches_past_the_messages_of_a_leased_instance(store: Store) -> N
     assert len(hot.messages) == 301
 
 
+@pytest.mark.parametrize("behind", [4, 25])
+def test_behind_a_leased_burst_the_waiting_instances_come_oldest_first(
+    store: Store, behind: int
+) -> None:
+    # Past a window full of one leased instance's messages, a fetch looks at every
+    # instance with a visible message: visited one by one while they are no more than
+    # it asks for (4), grouped when they are more (25). Either way the oldest message
+    # goes first, an instance whose oldest message is not due yet is found by the one
+    # that is, and one with no message due is left alone.
+    create(store, "hot")
+    assert list(lease(store, "A", limit=1)) == ["hot"]
+    for _ in range(300):
+        store.enqueue_if(Message("hot", raised()), ACTIVE_STATUSES)
+    names = [f"b{i:02}" for i in range(behind)]
+    create(store, "late")
+    arm_timer(store, "late")
+    create(store, "asleep")
+    arm_timer(store, "asleep")
+    for name in names[::-1]:  # created in reverse: their IDs' order is not their age
+        create(store, name)
+    store.enqueue_if(Message("late", raised()), ACTIVE_STATUSES)
+    got = store.fetch_orchestration_work("B", at(), 10, 30)
+    expected = [*names[::-1], "late"][:10]
+    assert [i.instance.instance_id for i in got] == expected
+    assert set(lease(store, "C")) == {*names, "late"} - set(expected)  # never "asleep"
+    if "late" in expected:
+        late = next(i for i in got if i.instance.instance_id == "late")
+        assert [type(m.event) for m in late.messages] == [ev.EventRaised]
+
+
 def test_a_window_of_one_instances_messages_serves_it_and_the_one_behind(store: Store) -> None:
     # The window is all one free instance's messages, handed out whole: the instance
     # behind it comes in the same fetch. Left to a later fetch, nothing would ask for

@@ -100,10 +100,10 @@ def fenced(
     matched = "(SELECT count(*) FROM won)"
     if tasks:
         ctes.append(
-            "dt AS (DELETE FROM perdure.tasks WHERE hub = %s AND id = ANY(%b::bigint[])"
+            "dt AS (DELETE FROM perdure.tasks WHERE id = ANY(%b::bigint[])"
             " AND lock_owner = %s RETURNING 1)"
         )
-        params += [hub, tasks, owner]
+        params += [tasks, owner]
         matched += " + (SELECT count(*) FROM dt)"
     ctes.append(f"f AS (SELECT perdure.fence(%s, {matched}) AS ok)")
     params.append(len(cps) + len(tasks))
@@ -152,10 +152,14 @@ def one_statement(
     # Two DELETEs: ORed into one, the consumed IDs could not use the primary key, and the
     # generic plan scanned the inbox comparing each row with every ID (an entity's 1,000
     # messages among 20,000 waiting: 57 ms, against 1.7 ms). A row both consumed and
-    # dropped is deleted by one of them; the other passes over it.
+    # dropped is deleted by one of them; the other passes over it. Rows named by ID are
+    # matched on the primary key alone (IDs are unique across hubs, and came from this
+    # hub's rows): with the hub in the condition, a generic plan made while the inbox
+    # was small walked a hub-leading index and tested every row against the IDs, 680 ms
+    # for 1,000 among 50,000. Tasks and leases renewed by ID go the same way.
     if consumed:
-        ctes.append("d AS (DELETE FROM perdure.inbox WHERE hub = %s AND id = ANY(%b::bigint[]))")
-        params += [hub, consumed]
+        ctes.append("d AS (DELETE FROM perdure.inbox WHERE id = ANY(%b::bigint[]))")
+        params += [consumed]
     if finished:
         # Pending timers and results for a finished instance can never matter.
         ctes.append(
