@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
+from perdure.errors import InstanceAlreadyExistsError
 from perdure.model import events as ev
 from perdure.model.status import ACTIVE_STATUSES
 from perdure.model.status import OrchestrationRuntimeStatus as Status
@@ -12,7 +13,7 @@ from perdure.store.base import Message, Store
 from perdure.store.group import GroupCommit
 
 from .conftest import MakeStore
-from .support import at, checkpoint, create, lease, raised
+from .support import at, checkpoint, create, lease, new_instance, raised
 
 
 def test_enqueue_to_a_new_entity_creates_it_even_when_the_message_is_refused(
@@ -145,3 +146,129 @@ def test_concurrent_enqueues_are_committed_together(store: Store) -> None:
     for w in range(16):  # each caller's own messages stay in the order it sent them
         mine = [x for x in names if x.startswith(f"{w}.")]
         assert mine == [f"{w}.{n}" for n in range(20)]
+
+
+def _all_work(store: Store) -> dict[str, list[ev.HistoryEvent]]:
+    work: dict[str, list[ev.HistoryEvent]] = {}
+    while batch := lease(store, "w1", limit=500):
+        for iid, item in batch.items():
+            work[iid] = [m.event for m in item.messages]
+    return work
+
+
+def test_concurrent_starts_are_committed_together(store: Store) -> None:
+    # Both stores group the starts of concurrent callers, like their messages.
+    group: GroupCommit[Any, Any] = store._starts  # type: ignore[attr-defined]
+    start = threading.Barrier(16)
+    made: dict[str, str] = {}
+
+    def run(worker: int) -> None:
+        start.wait()
+        for n in range(20):
+            new = new_instance(f"s{worker}.{n}", input=f'"{worker}.{n}"')
+            store.create_instance(new, ACTIVE_STATUSES)
+            made[new.instance_id] = new.execution_id
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert group.requests == 320
+    assert group.batches < 320  # callers that met a batch in flight shared the next one
+    assert not group._running and not group._queue
+    work = _all_work(store)
+    assert set(work) == set(made)
+    for iid, events in work.items():  # one start each, of its own execution and input
+        assert len(events) == 1 and isinstance(events[0], ev.ExecutionStarted)
+        assert (events[0].execution_id, events[0].input) == (made[iid], f'"{iid[1:]}"')
+        record = store.get_instance(iid)
+        assert record is not None and record.status is Status.Pending
+
+
+def test_concurrent_starts_of_one_id_create_it_once(store: Store) -> None:
+    # Sixteen callers start the same ID at once, and each a unique one: exactly one of
+    # the shared starts wins and the others are refused, changing nothing, as if they
+    # had come one after another; the unique ones are not held up by the refusals.
+    start = threading.Barrier(16)
+    won: list[str] = []
+    refused: list[str] = []
+
+    def run(worker: int) -> None:
+        start.wait()
+        mine = new_instance(f"own{worker}")
+        shared = new_instance("shared", input=f'"{worker}"')
+        for new in (shared, mine) if worker % 2 else (mine, shared):
+            try:
+                store.create_instance(new, ACTIVE_STATUSES)
+            except InstanceAlreadyExistsError as exc:
+                assert (exc.instance_id, exc.status) == ("shared", "Pending")
+                refused.append(new.execution_id)
+            else:
+                won.append(new.execution_id)
+
+    threads = [threading.Thread(target=run, args=(w,)) for w in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 17 and len(refused) == 15
+    work = _all_work(store)
+    assert set(work) == {"shared", *(f"own{w}" for w in range(16))}
+    (shared_start,) = work["shared"]
+    assert isinstance(shared_start, ev.ExecutionStarted)
+    assert shared_start.execution_id in won
+    record = store.get_instance("shared")
+    assert record is not None and record.execution_id == shared_start.execution_id
+
+
+def test_concurrent_restarts_of_one_id_leave_one_execution(store: Store) -> None:
+    # Replacing is allowed (nothing in the dedupe set): every start succeeds, and the
+    # instance holds the last one's execution with exactly its one start message.
+    start = threading.Barrier(8)
+    executions: set[str] = set()
+
+    def run() -> None:
+        start.wait()
+        for _ in range(5):
+            new = new_instance("again")
+            store.create_instance(new, frozenset())
+            executions.add(new.execution_id)
+
+    threads = [threading.Thread(target=run) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(executions) == 40
+    record = store.get_instance("again")
+    assert record is not None and record.execution_id in executions
+    (only,) = _all_work(store)["again"]
+    assert isinstance(only, ev.ExecutionStarted) and only.execution_id == record.execution_id
+
+
+def test_a_batch_of_starts_behaves_as_its_starts_one_after_another(store: Store) -> None:
+    # The writer behind the group commit, given one batch: a repeated ID meets the row
+    # its first start made, an existing one is refused or replaced as its caller asked.
+    create(store, "old")
+    create(store, "stale")
+    write = store._create_many  # type: ignore[attr-defined]
+    twice = [new_instance("new"), new_instance("new")]
+    replacement = new_instance("stale")
+    outcomes = write([
+        (twice[0], ACTIVE_STATUSES),
+        (new_instance("old"), ACTIVE_STATUSES),
+        (twice[1], ACTIVE_STATUSES),
+        (replacement, frozenset()),
+        (new_instance("other"), ACTIVE_STATUSES),
+    ])
+    assert isinstance(outcomes[0], int) and isinstance(outcomes[4], int)
+    assert isinstance(outcomes[1], InstanceAlreadyExistsError) and outcomes[1].instance_id == "old"
+    assert isinstance(outcomes[2], InstanceAlreadyExistsError)
+    assert outcomes[2].instance_id == "new"
+    assert outcomes[3] is None  # replaced: no start message of a new ID to hand out
+    work = _all_work(store)
+    assert set(work) == {"new", "old", "stale", "other"}
+    assert all(len(events) == 1 for events in work.values())
+    assert work["new"][0].execution_id == twice[0].execution_id  # type: ignore[attr-defined]
+    assert work["stale"][0].execution_id == replacement.execution_id  # type: ignore[attr-defined]

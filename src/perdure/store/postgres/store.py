@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
+from functools import partial
 from typing import Any, NamedTuple, TypeVar
 
 import psycopg
@@ -183,6 +184,31 @@ _CREATE_NEW = (
     " %(queued_at)s FROM c RETURNING id)"
     " SELECT m.id, pg_notify(%(channel)s, %(token)s) FROM m"
 )
+
+
+# The same for the starts of concurrent callers, over arrays (one ID once each): the
+# start message's ID for each instance inserted; IDs that exist are created again one by
+# one (see _create_many).
+_CREATE_MANY = (
+    "WITH r AS (SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[],"
+    " %b::float8[], %b::text[], %b::text[], %b::text[], %b::float8[]) WITH ORDINALITY"
+    " AS r(instance_id, name, execution_id, input, created_at, parent, event_type, data,"
+    " queued_at, ord)),"
+    " c AS (INSERT INTO perdure.instances (hub, instance_id, name, execution_id, status,"
+    " input, created_at, updated_at, parent_instance_id) SELECT %s, r.instance_id, r.name,"
+    " r.execution_id, 'Pending', r.input, r.created_at, r.created_at, r.parent FROM r"
+    " ORDER BY r.ord ON CONFLICT (hub, instance_id) DO NOTHING RETURNING instance_id),"
+    " m AS (INSERT INTO perdure.inbox"
+    " (hub, instance_id, execution_id, event_type, data, visible_at, created_at)"
+    " SELECT %s, r.instance_id, r.execution_id, r.event_type, r.data, 0, r.queued_at"
+    " FROM r JOIN c ON c.instance_id = r.instance_id ORDER BY r.ord"
+    " RETURNING instance_id, id)"
+    " SELECT m.instance_id, m.id,"
+    " (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM m)) FROM m"
+)
+# A start's outcome: its start message's ID, None if it replaced an instance, or the
+# error refusing it.
+_Created = int | None | InstanceAlreadyExistsError
 
 
 def _failure_from_text(text: str | None) -> FailureDetails | None:
@@ -378,6 +404,12 @@ class PostgresStore(Listeners):
         self._messages = GroupCommit(
             self._enqueue_many,
             alone=lambda request: self._enqueue_many([request])[0],
+            alone_if=lambda exc: not isinstance(exc, psycopg.OperationalError),
+        )
+        self._starts: GroupCommit[tuple[NewInstance, frozenset[Status]], _Created]
+        self._starts = GroupCommit(
+            self._create_many,
+            alone=lambda request: self._create_many([request])[0],
             alone_if=lambda exc: not isinstance(exc, psycopg.OperationalError),
         )
 
@@ -738,27 +770,72 @@ class PostgresStore(Listeners):
 
     # client side ------------------------------------------------------------
     def create_instance(self, new: NewInstance, dedupe: frozenset[Status]) -> None:
-        stamp = ts(new.created_at)
-        created = self._write(
-            _CREATE_NEW,
-            {
-                "hub": self.hub,
-                "id": new.instance_id,
-                "name": new.name,
-                "execution_id": new.execution_id,
-                "input": new.start.input,
-                "created_at": stamp,
-                "parent": new.start.parent_instance_id,
-                "event_type": new.start.event_type,
-                "data": event_to_json(new.start),
-                "queued_at": stamp or 0.0,
-                "channel": self._channel,
-                "token": self._token,
-            },
-        )
-        if not created:
-            self._run(lambda conn: self._create_existing_tx(conn, new, dedupe))
-        self._started(new, int(created[0][0]) if created else None)
+        created = self._starts.submit((new, dedupe))
+        if isinstance(created, InstanceAlreadyExistsError):
+            raise created
+        self._started(new, created)
+
+    def _create_many(
+        self, requests: list[tuple[NewInstance, frozenset[Status]]]
+    ) -> list[_Created]:
+        """Commit the starts of concurrent ``create_instance`` calls: the new IDs in one
+        statement, then any that exist (or came twice) one by one, as if one after
+        another. Each gets its start message's ID (None if it replaced an instance) or
+        the error refusing it, which fails only its caller. One statement per start,
+        16 threads made 3,100 starts/s, bound by one WAL flush each."""
+        if len(requests) == 1:
+            new, dedupe = requests[0]
+            stamp = ts(new.created_at)
+            rows = self._write(
+                _CREATE_NEW,
+                {
+                    "hub": self.hub,
+                    "id": new.instance_id,
+                    "name": new.name,
+                    "execution_id": new.execution_id,
+                    "input": new.start.input,
+                    "created_at": stamp,
+                    "parent": new.start.parent_instance_id,
+                    "event_type": new.start.event_type,
+                    "data": event_to_json(new.start),
+                    "queued_at": stamp or 0.0,
+                    "channel": self._channel,
+                    "token": self._token,
+                },
+            )
+            created = {new.instance_id: int(rows[0][0])} if rows else {}
+            firsts = {0}
+        else:
+            first_of: dict[str, int] = {}
+            for k, (new, _) in enumerate(requests):
+                first_of.setdefault(new.instance_id, k)
+            firsts = set(first_of.values())
+            batch = [requests[k][0] for k in sorted(firsts)]
+            cols = _columns(
+                (
+                    (n.instance_id, n.name, n.execution_id, n.start.input, ts(n.created_at),
+                     n.start.parent_instance_id, n.start.event_type, event_to_json(n.start),
+                     ts(n.created_at) or 0.0)
+                    for n in batch
+                ),
+                9,
+            )
+            rows = self._write(
+                _CREATE_MANY, [*cols, self.hub, self.hub, self._channel, self._token]
+            )
+            created = {r[0]: int(r[1]) for r in rows}
+        out: list[_Created] = []
+        for k, (new, dedupe) in enumerate(requests):
+            if k in firsts and new.instance_id in created:
+                out.append(created[new.instance_id])
+                continue
+            try:
+                self._run(partial(self._create_existing_tx, new=new, dedupe=dedupe))
+            except InstanceAlreadyExistsError as refused:
+                out.append(refused)
+            else:
+                out.append(None)
+        return out
 
     def _create_existing_tx(
         self, conn: Conn, new: NewInstance, dedupe: frozenset[Status]

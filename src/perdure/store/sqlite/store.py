@@ -124,6 +124,11 @@ _AUTO_CHECKPOINT_PAGES = 10_000
 _UNSURE_WAKE = 0.1  # seconds between wake-ups for changes our own commits may explain
 
 
+# A start's outcome: its start message's ID, None if it replaced an instance, or the
+# error refusing it.
+_Created = int | None | InstanceAlreadyExistsError
+
+
 def ts(value: datetime | None) -> float | None:
     return None if value is None else value.timestamp()
 
@@ -220,6 +225,13 @@ class SqliteStore(Listeners):
         self._messages = GroupCommit(
             self._enqueue_many,
             alone=lambda request: self._enqueue_many([request])[0],
+            alone_if=lambda exc: not isinstance(exc, TimeoutError),
+        )
+        # Concurrent starts likewise (see _create_many).
+        self._starts: GroupCommit[tuple[NewInstance, frozenset[Status]], _Created]
+        self._starts = GroupCommit(
+            self._create_many,
+            alone=lambda request: self._create_many([request])[0],
             alone_if=lambda exc: not isinstance(exc, TimeoutError),
         )
         self.migrate()
@@ -391,11 +403,31 @@ class SqliteStore(Listeners):
 
     # client side ------------------------------------------------------------
     def create_instance(self, new: NewInstance, dedupe: frozenset[Status]) -> None:
+        created = self._starts.submit((new, dedupe))
+        if isinstance(created, InstanceAlreadyExistsError):
+            raise created
+        self._started(new, created)
+
+    def _create_many(
+        self, requests: list[tuple[NewInstance, frozenset[Status]]]
+    ) -> list[_Created]:
+        """Create the instances of concurrent ``create_instance`` calls in one transaction,
+        in arrival order, as if one after another: each its start message's ID (None if
+        it replaced an instance), or the error refusing it, which fails only its caller.
+        16 threads starting at once made 6,800 starts/s one transaction each, half of
+        what one thread makes: every start queued for the writer lock."""
+        out: list[_Created] = []
         with self._tx() as cur:
-            fresh = self._create_instance_tx(cur, new, dedupe)
-            # The start message was the transaction's last insert.
-            message_id = cur.execute("SELECT last_insert_rowid()").fetchone()[0] if fresh else None
-        self._started(new, message_id)
+            for new, dedupe in requests:
+                try:
+                    fresh = self._create_instance_tx(cur, new, dedupe)
+                except InstanceAlreadyExistsError as refused:  # raised before any write
+                    out.append(refused)
+                    continue
+                # The start message was the last insert.
+                last = cur.execute("SELECT last_insert_rowid()").fetchone()[0]
+                out.append(last if fresh else None)
+        return out
 
     def _create_instance_tx(
         self, cur: sqlite3.Cursor, new: NewInstance, dedupe: frozenset[Status]
