@@ -329,6 +329,39 @@ def test_async_client_and_async_activity(tmp_path: Path) -> None:
         assert asyncio.run(main()) == 42
 
 
+def test_async_client_calls_run_on_its_threads_in_the_callers_context(tmp_path: Path) -> None:
+    # More at once than the loop's default executor has threads (CPU count + 4), each
+    # call seeing the caller's context variables (the current trace span, for one).
+    import asyncio
+    import contextvars
+    import threading
+
+    app = make_app()
+    app._store_spec = f"sqlite:///{tmp_path}/a.db"
+    caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")
+    seen: dict[str, tuple[str, str]] = {}
+    store = app.sync_client().store
+    create = store.create_instance
+
+    def spy(new, dedupe) -> None:  # type: ignore[no-untyped-def]
+        seen[new.instance_id] = (caller.get(), threading.current_thread().name)
+        create(new, dedupe)
+
+    store.create_instance = spy  # type: ignore[method-assign]
+
+    async def one(n: int) -> str:
+        caller.set(f"task {n}")
+        return await app.client().start_new("hello_cities", f"c{n}")
+
+    async def main() -> list[str]:
+        return await asyncio.gather(*(one(n) for n in range(40)))
+
+    assert asyncio.run(main()) == [f"c{n}" for n in range(40)]
+    assert {i: c for i, (c, _) in seen.items()} == {f"c{n}": f"task {n}" for n in range(40)}
+    assert all(t.startswith("perdure-client") for _, t in seen.values())
+    app.close()
+
+
 def test_completed_activities_are_not_rerun_on_replay(env, app) -> None:
     instance_id = env.client.start_new("hello_cities")
     env.run_until_idle()
