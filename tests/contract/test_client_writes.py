@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from typing import Any
 
 from perdure.errors import InstanceAlreadyExistsError
@@ -14,6 +15,28 @@ from perdure.store.group import GroupCommit
 
 from .conftest import MakeStore
 from .support import at, checkpoint, create, lease, new_instance, raised
+
+
+def _together(n: int, run: Callable[[int], None]) -> None:
+    """``run(0)`` … ``run(n - 1)`` on n threads released at once; re-raises the first
+    error any of them raised."""
+    start = threading.Barrier(n)
+    errors: list[BaseException] = []
+
+    def one(worker: int) -> None:
+        start.wait()
+        try:
+            run(worker)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(w,)) for w in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 def test_enqueue_to_a_new_entity_creates_it_even_when_the_message_is_refused(
@@ -95,19 +118,13 @@ def test_concurrent_enqueues_each_get_their_own_outcome_and_nothing_is_lost(
     ]
     per_target = 25
     outcomes: dict[tuple[str, int], Status | None] = {}
-    start = threading.Barrier(8)
 
     def send(worker: int) -> None:
-        start.wait()
         for n in range(worker, per_target * len(targets), 8):
             target, allowed, _, _ = targets[n % len(targets)]
             outcomes[(target, n)] = store.enqueue_if(Message(target, raised(f"{n}")), allowed)
 
-    threads = [threading.Thread(target=send, args=(w,)) for w in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _together(8, send)
     assert len(outcomes) == per_target * len(targets)
     for (target, _), status in outcomes.items():
         expected = next(t[2] for t in targets if t[0] == target)
@@ -123,18 +140,12 @@ def test_concurrent_enqueues_are_committed_together(store: Store) -> None:
     # Both stores group the messages of concurrent callers (perdure.store.group).
     group: GroupCommit[Any, Any] = store._messages  # type: ignore[attr-defined]
     create(store, "a")
-    start = threading.Barrier(16)
 
     def send(worker: int) -> None:
-        start.wait()
         for n in range(20):
             store.enqueue_if(Message("a", raised(f"{worker}.{n}")), ACTIVE_STATUSES)
 
-    threads = [threading.Thread(target=send, args=(w,)) for w in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _together(16, send)
     assert group.requests == 320
     assert group.batches < 320  # callers that met a batch in flight shared the next one
     assert not group._running and not group._queue  # idle again, nothing stranded
@@ -159,21 +170,15 @@ def _all_work(store: Store) -> dict[str, list[ev.HistoryEvent]]:
 def test_concurrent_starts_are_committed_together(store: Store) -> None:
     # Both stores group the starts of concurrent callers, like their messages.
     group: GroupCommit[Any, Any] = store._starts  # type: ignore[attr-defined]
-    start = threading.Barrier(16)
     made: dict[str, str] = {}
 
     def run(worker: int) -> None:
-        start.wait()
         for n in range(20):
             new = new_instance(f"s{worker}.{n}", input=f'"{worker}.{n}"')
             store.create_instance(new, ACTIVE_STATUSES)
             made[new.instance_id] = new.execution_id
 
-    threads = [threading.Thread(target=run, args=(w,)) for w in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _together(16, run)
     assert group.requests == 320
     assert group.batches < 320  # callers that met a batch in flight shared the next one
     assert not group._running and not group._queue
@@ -190,12 +195,10 @@ def test_concurrent_starts_of_one_id_create_it_once(store: Store) -> None:
     # Sixteen callers start the same ID at once, and each a unique one: exactly one of
     # the shared starts wins and the others are refused, changing nothing, as if they
     # had come one after another; the unique ones are not held up by the refusals.
-    start = threading.Barrier(16)
     won: list[str] = []
     refused: list[str] = []
 
     def run(worker: int) -> None:
-        start.wait()
         mine = new_instance(f"own{worker}")
         shared = new_instance("shared", input=f'"{worker}"')
         for new in (shared, mine) if worker % 2 else (mine, shared):
@@ -207,11 +210,7 @@ def test_concurrent_starts_of_one_id_create_it_once(store: Store) -> None:
             else:
                 won.append(new.execution_id)
 
-    threads = [threading.Thread(target=run, args=(w,)) for w in range(16)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _together(16, run)
     assert len(won) == 17 and len(refused) == 15
     work = _all_work(store)
     assert set(work) == {"shared", *(f"own{w}" for w in range(16))}
@@ -225,21 +224,15 @@ def test_concurrent_starts_of_one_id_create_it_once(store: Store) -> None:
 def test_concurrent_restarts_of_one_id_leave_one_execution(store: Store) -> None:
     # Replacing is allowed (nothing in the dedupe set): every start succeeds, and the
     # instance holds the last one's execution with exactly its one start message.
-    start = threading.Barrier(8)
     executions: set[str] = set()
 
-    def run() -> None:
-        start.wait()
+    def run(_: int) -> None:
         for _ in range(5):
             new = new_instance("again")
             store.create_instance(new, frozenset())
             executions.add(new.execution_id)
 
-    threads = [threading.Thread(target=run) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    _together(8, run)
     assert len(executions) == 40
     record = store.get_instance("again")
     assert record is not None and record.execution_id in executions

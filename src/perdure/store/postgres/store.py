@@ -66,6 +66,7 @@ from perdure.store.postgres.batch import OPTIMISM_FAILED as _OPTIMISM_FAILED
 from perdure.store.postgres.batch import columns as _columns
 from perdure.store.postgres.notify import ChangeListener, channel_name
 from perdure.store.sqlite.store import dt, ts
+from perdure.store.starts import Created, StartRequest, group_starts, submit_start
 
 log = logging.getLogger("perdure.store.postgres")
 
@@ -206,11 +207,6 @@ _CREATE_MANY = (
     " SELECT m.instance_id, m.id,"
     " (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM m)) FROM m"
 )
-# A start's outcome: its start message's ID, None if it replaced an instance, or the
-# error refusing it.
-_Created = int | None | InstanceAlreadyExistsError
-
-
 def _failure_from_text(text: str | None) -> FailureDetails | None:
     return None if text is None else FailureDetails(*json.loads(text))
 
@@ -406,11 +402,8 @@ class PostgresStore(Listeners):
             alone=lambda request: self._enqueue_many([request])[0],
             alone_if=lambda exc: not isinstance(exc, psycopg.OperationalError),
         )
-        self._starts: GroupCommit[tuple[NewInstance, frozenset[Status]], _Created]
-        self._starts = GroupCommit(
-            self._create_many,
-            alone=lambda request: self._create_many([request])[0],
-            alone_if=lambda exc: not isinstance(exc, psycopg.OperationalError),
+        self._starts = group_starts(
+            self._create_many, lambda exc: not isinstance(exc, psycopg.OperationalError)
         )
 
     # infrastructure ----------------------------------------------------------
@@ -770,14 +763,11 @@ class PostgresStore(Listeners):
 
     # client side ------------------------------------------------------------
     def create_instance(self, new: NewInstance, dedupe: frozenset[Status]) -> None:
-        created = self._starts.submit((new, dedupe))
-        if isinstance(created, InstanceAlreadyExistsError):
-            raise created
-        self._started(new, created)
+        self._started(new, submit_start(self._starts, new, dedupe))
 
     def _create_many(
-        self, requests: list[tuple[NewInstance, frozenset[Status]]]
-    ) -> list[_Created]:
+        self, requests: list[StartRequest]
+    ) -> list[Created]:
         """Commit the starts of concurrent ``create_instance`` calls: the new IDs in one
         statement, then any that exist (or came twice) one by one, as if one after
         another. Each gets its start message's ID (None if it replaced an instance) or
@@ -824,7 +814,7 @@ class PostgresStore(Listeners):
                 _CREATE_MANY, [*cols, self.hub, self.hub, self._channel, self._token]
             )
             created = {r[0]: int(r[1]) for r in rows}
-        out: list[_Created] = []
+        out: list[Created] = []
         for k, (new, dedupe) in enumerate(requests):
             if k in firsts and new.instance_id in created:
                 out.append(created[new.instance_id])

@@ -51,6 +51,7 @@ from perdure.store.group import GroupCommit
 from perdure.store.listeners import Listeners
 from perdure.store.migrate import load_migrations
 from perdure.store.paging import decode_token, list_page
+from perdure.store.starts import Created, StartRequest, group_starts, submit_start
 
 _INSTANCE_COLUMNS = (
     "instance_id, name, execution_id, status, input, output, failure, custom_status, "
@@ -122,11 +123,6 @@ _CHECKPOINT_EVERY = 0.01  # seconds between background WAL checkpoints
 # none run, and keeps the commit that restarts the WAL rare.
 _AUTO_CHECKPOINT_PAGES = 10_000
 _UNSURE_WAKE = 0.1  # seconds between wake-ups for changes our own commits may explain
-
-
-# A start's outcome: its start message's ID, None if it replaced an instance, or the
-# error refusing it.
-_Created = int | None | InstanceAlreadyExistsError
 
 
 def ts(value: datetime | None) -> float | None:
@@ -228,11 +224,8 @@ class SqliteStore(Listeners):
             alone_if=lambda exc: not isinstance(exc, TimeoutError),
         )
         # Concurrent starts likewise (see _create_many).
-        self._starts: GroupCommit[tuple[NewInstance, frozenset[Status]], _Created]
-        self._starts = GroupCommit(
-            self._create_many,
-            alone=lambda request: self._create_many([request])[0],
-            alone_if=lambda exc: not isinstance(exc, TimeoutError),
+        self._starts = group_starts(
+            self._create_many, lambda exc: not isinstance(exc, TimeoutError)
         )
         self.migrate()
 
@@ -403,20 +396,17 @@ class SqliteStore(Listeners):
 
     # client side ------------------------------------------------------------
     def create_instance(self, new: NewInstance, dedupe: frozenset[Status]) -> None:
-        created = self._starts.submit((new, dedupe))
-        if isinstance(created, InstanceAlreadyExistsError):
-            raise created
-        self._started(new, created)
+        self._started(new, submit_start(self._starts, new, dedupe))
 
     def _create_many(
-        self, requests: list[tuple[NewInstance, frozenset[Status]]]
-    ) -> list[_Created]:
+        self, requests: list[StartRequest]
+    ) -> list[Created]:
         """Create the instances of concurrent ``create_instance`` calls in one transaction,
         in arrival order, as if one after another: each its start message's ID (None if
         it replaced an instance), or the error refusing it, which fails only its caller.
         16 threads starting at once made 6,800 starts/s one transaction each, half of
         what one thread makes: every start queued for the writer lock."""
-        out: list[_Created] = []
+        out: list[Created] = []
         with self._tx() as cur:
             for new, dedupe in requests:
                 try:
