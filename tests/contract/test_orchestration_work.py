@@ -101,8 +101,8 @@ def test_behind_a_leased_burst_the_waiting_instances_come_oldest_first(
     store: Store, behind: int
 ) -> None:
     # Past a window full of one leased instance's messages, a fetch looks at every
-    # instance with a visible message: visited one by one while they are no more than
-    # it asks for (4), grouped when they are more (25). Either way the oldest message
+    # instance with a visible message: visited one by one while they are few (4),
+    # grouped on PostgreSQL when they are more (25). Either way the oldest message
     # goes first, an instance whose oldest message is not due yet is found by the one
     # that is, and one with no message due is left alone.
     create(store, "hot")

@@ -109,6 +109,11 @@ _VACUUM_AT_DEAD = 10_000
 _FETCH_RANDOM_PAGE_COST = "1.1"  # see _fetch_tx
 
 
+# At most this many instances holding messages, a fetch past its full window visits
+# each (see _fetch_tx); more, and it groups the visible messages.
+_SPARSE = 16
+
+
 def _fetch_window(limit: int) -> int:
     """How many of the oldest visible messages one fetch looks at (see _fetch_tx)."""
     return max(256, 4 * limit)
@@ -1207,34 +1212,44 @@ class PostgresStore(Listeners):
             scanned = "(SELECT count(*) FROM w)"
         else:
             # Beyond the window: when few instances hold messages (one instance's burst
-            # fills the window), step from instance to instance through inbox_instance,
-            # each step taking the next instance's first visible message; grouping
-            # every visible message instead cost O(backlog): 5-7 ms a fetch beside a
-            # burst of 50,000, on every fetch while the burst's instance stays leased.
-            # A step costs about 10 us and grouping 0.15 us a message, so past
-            # ``limit`` instances the statement groups instead (the one-time filters
-            # run only one branch), having spent about 1 ms finding that out. Each
-            # step's range on instance_id keeps the planner on the index's order even
-            # when stale statistics promise few rows (a bitmap scan sorted a burst's
-            # 50,000 rows in 18 ms); MATERIALIZED runs each part once, not per row.
-            sparse = limit
-            step = (
-                "SELECT x.instance_id, x.id FROM perdure.inbox x WHERE x.hub = %s"
-                " AND x.instance_id > {after} AND x.visible_at <= %s"
-                " ORDER BY x.instance_id, x.id LIMIT 1"
-            )
+            # fills the window), step from instance to instance through inbox_instance
+            # (one index descent each, whatever their messages), then take each one's
+            # first visible message; grouping every visible message instead cost
+            # O(backlog): 5-7 ms a fetch beside a burst of 50,000, on every fetch while
+            # the burst's instance stays leased. Past ``_SPARSE`` instances the statement
+            # groups instead (the one-time filters run only one branch): a step and
+            # its lookup cost 10-20 us, grouping 0.15 us a message, and looking at
+            # more instances first would tax every fetch behind other workers' leases,
+            # where many instances wait. The steps do not look at visibility: stepping
+            # only to instances with a visible message would walk every message not yet
+            # due on the way (10,000 instances' pending timers). Each lookup must walk
+            # its instance's messages in order on inbox_instance and stop at the first
+            # visible one: its range of one ID orders by (instance_id, id), which the
+            # primary key cannot give, and bitmap scans are off for this transaction,
+            # since, estimating an instance at a row or two, the planner preferred
+            # fetching all of them by bitmap and sorting (17 ms for a burst of 48,000).
+            # MATERIALIZED runs each part once, not once per row of the join; OFFSET 0
+            # tests the count above the grouping, not on each message it reads.
+            conn.execute("SELECT set_config('enable_bitmapscan', 'off', true)", prepare=False)
+            sparse = _SPARSE
             due = (
-                f"ids(instance_id, first_id) AS (({step.format(after='%s')}) UNION ALL"
-                " SELECT n.instance_id, n.id FROM ids CROSS JOIN LATERAL"
-                f" ({step.format(after='ids.instance_id')}) n),"
-                " s AS MATERIALIZED (SELECT instance_id, first_id FROM ids LIMIT %s),"
-                " m AS MATERIALIZED (SELECT instance_id, first_id FROM s"
+                "ids(instance_id) AS ((SELECT instance_id FROM perdure.inbox"
+                " WHERE hub = %s ORDER BY instance_id LIMIT 1) UNION ALL"
+                " SELECT (SELECT x.instance_id FROM perdure.inbox x WHERE x.hub = %s"
+                " AND x.instance_id > ids.instance_id ORDER BY x.instance_id LIMIT 1)"
+                " FROM ids WHERE ids.instance_id IS NOT NULL),"
+                " s AS MATERIALIZED (SELECT instance_id FROM ids"
+                " WHERE instance_id IS NOT NULL LIMIT %s),"
+                " m AS MATERIALIZED (SELECT s.instance_id, f.first_id FROM s CROSS JOIN LATERAL"
+                " (SELECT x.id AS first_id FROM perdure.inbox x WHERE x.hub = %s"
+                " AND x.instance_id >= s.instance_id AND x.instance_id <= s.instance_id"
+                " AND x.visible_at <= %s ORDER BY x.instance_id, x.id LIMIT 1) f"
                 " WHERE (SELECT count(*) FROM s) <= %s"
-                " UNION ALL SELECT instance_id, min(id) FROM perdure.inbox"
-                " WHERE hub = %s AND visible_at <= %s AND (SELECT count(*) FROM s) > %s"
-                " GROUP BY instance_id)"
+                " UNION ALL SELECT * FROM (SELECT instance_id, min(id) FROM perdure.inbox"
+                " WHERE hub = %s AND visible_at <= %s GROUP BY instance_id OFFSET 0) g"
+                " WHERE (SELECT count(*) FROM s) > %s)"
             )
-            params = [hub, "", visible, hub, visible, sparse + 1, sparse, hub, visible, sparse]
+            params = [hub, hub, sparse + 1, hub, visible, sparse, hub, visible, sparse]
             scanned = "NULL::bigint"
         lease = conn.execute(
             f"WITH RECURSIVE {due},"
