@@ -212,6 +212,8 @@ _CREATE_MANY = (
     " SELECT m.instance_id, m.id,"
     " (SELECT pg_notify(%s, %s) WHERE EXISTS (SELECT 1 FROM m)) FROM m"
 )
+
+
 def _failure_from_text(text: str | None) -> FailureDetails | None:
     return None if text is None else FailureDetails(*json.loads(text))
 
@@ -770,9 +772,7 @@ class PostgresStore(Listeners):
     def create_instance(self, new: NewInstance, dedupe: frozenset[Status]) -> None:
         self._started(new, submit_start(self._starts, new, dedupe))
 
-    def _create_many(
-        self, requests: list[StartRequest]
-    ) -> list[Created]:
+    def _create_many(self, requests: list[StartRequest]) -> list[Created]:
         """Commit the starts of concurrent ``create_instance`` calls: the new IDs in one
         statement, then any that exist (or came twice) one by one, as if one after
         another. Each gets its start message's ID (None if it replaced an instance) or
@@ -1211,25 +1211,23 @@ class PostgresStore(Listeners):
             params: list[Any] = [hub, visible, _fetch_window(limit)]
             scanned = "(SELECT count(*) FROM w)"
         else:
-            # Beyond the window: when few instances hold messages (one instance's burst
-            # fills the window), step from instance to instance through inbox_instance
-            # (one index descent each, whatever their messages), then take each one's
-            # first visible message; grouping every visible message instead cost
-            # O(backlog): 5-7 ms a fetch beside a burst of 50,000, on every fetch while
-            # the burst's instance stays leased. Past ``_SPARSE`` instances the statement
-            # groups instead (the one-time filters run only one branch): a step and
-            # its lookup cost 10-20 us, grouping 0.15 us a message, and looking at
-            # more instances first would tax every fetch behind other workers' leases,
-            # where many instances wait. The steps do not look at visibility: stepping
-            # only to instances with a visible message would walk every message not yet
-            # due on the way (10,000 instances' pending timers). Each lookup must walk
-            # its instance's messages in order on inbox_instance and stop at the first
-            # visible one: its range of one ID orders by (instance_id, id), which the
-            # primary key cannot give, and bitmap scans are off for this transaction,
-            # since, estimating an instance at a row or two, the planner preferred
-            # fetching all of them by bitmap and sorting (17 ms for a burst of 48,000).
-            # MATERIALIZED runs each part once, not once per row of the join; OFFSET 0
-            # tests the count above the grouping, not on each message it reads.
+            # Beyond the window. When few instances hold messages (one instance's burst
+            # fills the window), step from instance to instance on inbox_instance, one
+            # index descent each, then look up each one's first visible message.
+            # Grouping every visible message instead cost O(backlog), 5-7 ms a fetch
+            # beside a burst of 50,000, on every fetch while its instance was leased.
+            # Past _SPARSE instances the statement groups (the one-time filters run one
+            # branch only): a step and its lookup cost 10-20 us, a grouped message
+            # 0.15 us, and fetches behind other workers' leases see many instances.
+            # - The steps ignore visibility: stepping to instances with a visible
+            #   message only would walk every message not yet due on the way.
+            # - A lookup must walk one instance's messages in order and stop at the first
+            #   visible one. Its range of one ID orders by (instance_id, id), which the
+            #   primary key cannot give; bitmap scans are off for the transaction, as
+            #   the planner, expecting a row or two, fetched a whole burst by bitmap and
+            #   sorted it (17 ms for 48,000).
+            # - MATERIALIZED runs each part once, not once per row of the join; OFFSET 0
+            #   tests the count above the grouping, not on each message it reads.
             conn.execute("SELECT set_config('enable_bitmapscan', 'off', true)", prepare=False)
             sparse = _SPARSE
             due = (

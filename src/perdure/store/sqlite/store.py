@@ -224,9 +224,7 @@ class SqliteStore(Listeners):
             alone_if=lambda exc: not isinstance(exc, TimeoutError),
         )
         # Concurrent starts likewise (see _create_many).
-        self._starts = group_starts(
-            self._create_many, lambda exc: not isinstance(exc, TimeoutError)
-        )
+        self._starts = group_starts(self._create_many, lambda e: not isinstance(e, TimeoutError))
         self.migrate()
 
     def _connect(self) -> sqlite3.Connection:
@@ -398,9 +396,7 @@ class SqliteStore(Listeners):
     def create_instance(self, new: NewInstance, dedupe: frozenset[Status]) -> None:
         self._started(new, submit_start(self._starts, new, dedupe))
 
-    def _create_many(
-        self, requests: list[StartRequest]
-    ) -> list[Created]:
+    def _create_many(self, requests: list[StartRequest]) -> list[Created]:
         """Create the instances of concurrent ``create_instance`` calls in one transaction,
         in arrival order, as if one after another: each its start message's ID (None if
         it replaced an instance), or the error refusing it, which fails only its caller.
