@@ -142,24 +142,3 @@ def test_a_queue_table_grown_past_statistics_taken_while_empty_is_analyzed_again
     analyzed = _tables(fresh_url)
     store.maintain()
     assert _tables(fresh_url) == analyzed
-
-
-def test_leases_avoid_nested_loops_only_while_instances_has_no_statistics(
-    unvacuumed: PostgresStore, fresh_url: str
-) -> None:
-    # Taken for a row or two, a never-analyzed instances table made the lease join every
-    # instance with every candidate by nested loops; the store leases with hash joins
-    # until the table has statistics, and plans as usual from then on.
-    store = unvacuumed
-    assert store._unanalyzed
-    _start_and_consume(store, 150, "a")  # every start leased and consumed this way
-    with psycopg.connect(fresh_url, autocommit=True) as admin:
-        admin.execute("ANALYZE perdure.instances")
-    store.maintain()
-    assert not store._unanalyzed
-    _start_and_consume(store, 150, "b")
-    with psycopg.connect(fresh_url) as conn:
-        row = conn.execute(
-            "SELECT count(*) FROM perdure.instances WHERE hub = 'maint' AND history_length > 0"
-        ).fetchone()
-    assert row == (300,)

@@ -114,16 +114,6 @@ _FETCH_RANDOM_PAGE_COST = "1.1"  # see _fetch_tx
 _SPARSE = 16
 
 
-def _never_analyzed(conn: Conn) -> bool:
-    """Whether the planner has no statistics for the instances table (see _fetch_tx)."""
-    row = conn.execute(
-        "SELECT coalesce(bool_or(c.reltuples < 0), true) FROM pg_class c"
-        " JOIN pg_namespace n ON n.oid = c.relnamespace"
-        " WHERE n.nspname = 'perdure' AND c.relname = 'instances'"
-    ).fetchone()
-    return bool(row and row[0])
-
-
 def _fetch_window(limit: int) -> int:
     """How many of the oldest visible messages one fetch looks at (see _fetch_tx)."""
     return max(256, 4 * limit)
@@ -393,7 +383,6 @@ class PostgresStore(Listeners):
         # a pool would only report a timeout.
         with psycopg.connect(url, autocommit=True, connect_timeout=10) as conn:
             self._migrate(conn)
-            self._unanalyzed = _never_analyzed(conn)
         self._pool: ConnectionPool[Conn] = ConnectionPool(
             url,
             min_size=min_size,
@@ -558,10 +547,6 @@ class PostgresStore(Listeners):
         if now - self._last_maintain < _MAINTAIN_EVERY:
             return
         self._last_maintain = now
-        try:
-            self._unanalyzed = self._run(_never_analyzed, transaction=False)
-        except psycopg.Error:  # an optimization only: the next look tries again
-            log.debug("could not look at the perdure tables' statistics", exc_info=True)
         if self._may_analyze:
             self._analyze_stale_tables()
         if self._may_vacuum:
@@ -1212,13 +1197,6 @@ class PostgresStore(Listeners):
                 (_FETCH_RANDOM_PAGE_COST, float(_FETCH_RANDOM_PAGE_COST)),
                 prepare=False,
             )
-        if self._unanalyzed:
-            # An instances table the planner has no statistics for (a fresh database,
-            # autovacuum not yet round, or off and the table under maintain()'s 1,000
-            # rows) is taken for a row or two: the lease then joined every instance of
-            # the hub with every candidate by nested loops, 30-65 ms to lease 100 of
-            # 500 just started. Hash joins instead, for the lease only.
-            conn.execute("SELECT set_config('enable_nestloop', 'off', true)", prepare=False)
         # Oldest waiting message first; rows another worker is leasing right now are
         # skipped, not waited for. The lease re-check on the locked row version keeps
         # a just-leased instance out. With ``window`` only the oldest few hundred
@@ -1297,8 +1275,6 @@ class PostgresStore(Listeners):
         # Only the instances the last fetch left messages to (``_bursting``) are read
         # capped, one index scan each that stops after the limit (the last column says
         # which): reading all of a burst of 50,000 to keep 1,001 took 15-20 ms.
-        if self._unanalyzed:
-            conn.execute("SELECT set_config('enable_nestloop', 'on', true)", prepare=False)
         leased = f"i.hub = %s AND i.lock_owner = %s AND i.lock_expires = {_NOW} + %s"
         plain = (
             f"SELECT {_LEASED_COLUMNS}, m.id, m.execution_id, m.event_type, m.data, false"
