@@ -170,6 +170,20 @@ def test_a_fetch_hands_out_at_most_message_limit_messages_per_instance(store: St
     assert lease(store, "w", message_limit=4) == {}
 
 
+def test_by_default_a_fetch_hands_out_1000_messages_of_one_instance(store: Store) -> None:
+    # The figure the README gives: an episode applies at most 1,000 waiting messages.
+    create(store, "hot")
+    for n in range(1000):
+        store.enqueue_if(Message("hot", raised(data=str(n))), ACTIVE_STATUSES)
+    item = lease(store, "w")["hot"]
+    assert (len(item.messages), item.more) == (1000, True)
+    assert isinstance(item.messages[0].event, ev.ExecutionStarted)
+    assert store.commit_checkpoints("w", [checkpoint(item)], at()) == []
+    rest = lease(store, "w")["hot"]
+    assert [m.event.input for m in rest.messages] == ["999"]  # type: ignore[attr-defined]
+    assert not rest.more
+
+
 def test_a_fetch_at_exactly_message_limit_has_no_more(store: Store) -> None:
     create(store, "a")
     for _ in range(2):

@@ -73,3 +73,13 @@ def test_a_round_that_left_messages_asks_for_a_fetch_once_committed(tmp_path: Pa
     # asked while settling the first two rounds (episodes before each), not the last
     assert asked == [0, 1]
     store.close()
+
+
+def test_an_apps_worker_applies_at_most_1000_messages_per_episode_by_default() -> None:
+    import perdure
+
+    worker = perdure.App(store=":memory:").worker()
+    try:
+        assert worker.orchestrations.message_limit == 1000
+    finally:
+        worker.store.close()

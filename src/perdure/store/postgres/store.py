@@ -779,6 +779,8 @@ class PostgresStore(Listeners):
         the error refusing it, which fails only its caller. One statement per start,
         16 threads made 3,100 starts/s, bound by one WAL flush each."""
         if len(requests) == 1:
+            # A lone start keeps a statement of its own: through the arrays of
+            # _CREATE_MANY, 2,000 sequential starts made 1,700-1,800/s, not 2,200-2,300.
             new, dedupe = requests[0]
             stamp = ts(new.created_at)
             rows = self._write(
@@ -1250,7 +1252,7 @@ class PostgresStore(Listeners):
             params = [hub, hub, sparse + 1, hub, visible, sparse, hub, visible, sparse]
             scanned = "NULL::bigint"
         lease = conn.execute(
-            f"WITH RECURSIVE {due},"
+            f"WITH {'' if window else 'RECURSIVE '}{due},"
             " cand AS (SELECT i.instance_id FROM perdure.instances i"
             " JOIN m ON m.instance_id = i.instance_id"
             f" WHERE i.hub = %s AND i.lock_expires < {_NOW}"
